@@ -1,0 +1,3 @@
+"""postroom: a self-hosted SMTP relay with bounce handling."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,190 @@
+"""The records the store keeps, as frozen dataclasses.
+
+A message is stored once (its raw bytes); each envelope recipient gets its
+own row with its own state, attempts and bounce records. All times are
+aware datetimes in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """Where one recipient of one message stands.
+
+    ``queued -> delivered | deferred -> ... | bounced | expired``; plus
+    ``suppressed`` (never attempted) and ``invalid`` (known undeliverable
+    without asking anyone: bad syntax, NXDOMAIN, null MX). ``expired``
+    counts as bounced in statistics and exports.
+    """
+
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    INVALID = "invalid"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (State.QUEUED, State.DEFERRED)
+
+
+class Outcome(StrEnum):
+    """What one delivery attempt ended in."""
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecipient:
+    address: str
+    display_name: str = ""  # from the To:/Cc: header when it names this address
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message as accepted over SMTP, before it has a queue id."""
+
+    mail_from: str
+    recipients: tuple[NewRecipient, ...]
+    raw: bytes  # the message exactly as it will be delivered (CRLF lines)
+    campaign: str
+    submitted_by: str | None  # the AUTH user, if any
+    client_address: str
+    message_id: str | None = None  # the Message-ID header, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What the store answers once a message is durably committed."""
+
+    queue_id: str
+    recipient_ids: tuple[int, ...]
+    suppressed: tuple[str, ...] = ()  # recipients stored as suppressed
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    id: int
+    queue_id: str
+    address: str
+    display_name: str
+    campaign: str
+    state: State
+    attempts: int
+    accepted_at: datetime
+    next_attempt_at: datetime | None
+    updated_at: datetime
+    last_code: int | None = None
+    last_status: str | None = None
+    last_reply: str | None = None
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    queue_id: str
+    mail_from: str
+    campaign: str
+    submitted_by: str | None
+    client_address: str
+    message_id: str | None
+    accepted_at: datetime
+    size: int
+    body_purged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at delivering to one recipient, with the whole reply."""
+
+    recipient_id: int
+    at: datetime
+    outcome: Outcome
+    mx_host: str | None  # the host that answered, or None when none did
+    code: int | None  # basic reply code; None for timeouts, refused connections
+    status: str | None  # enhanced status "4.7.1"
+    text: str  # every line of the reply, or the local error
+
+
+@dataclass(frozen=True, slots=True)
+class BounceRecord:
+    """A failure that counts: a synchronous 5xx, an expiry or a DSN.
+
+    The same shape serves rejections seen while delivering and bounces that
+    arrive later as reports.
+    """
+
+    recipient_id: int | None  # None for a report that matched no recipient
+    address: str
+    campaign: str | None
+    at: datetime
+    action: str  # failed | delayed | delivered | relayed | expanded
+    code: int | None
+    status: str | None
+    category: str
+    hard: bool
+    diagnostic: str
+    remote_mta: str | None = None
+    source: str = "smtp"  # smtp | expiry | dsn
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A due recipient leased to this node for one attempt."""
+
+    recipient: Recipient
+    mail_from: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """Everything one finished attempt changes, written in one transaction.
+
+    ``next_attempt_at`` is set for a deferral that will be retried.
+    ``bounce`` is set when the attempt produced a bounce record.
+    """
+
+    attempt: Attempt
+    state: State
+    next_attempt_at: datetime | None = None
+    bounce: BounceRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts for one campaign or all, in the words survey platforms use."""
+
+    sent_ok: int = 0
+    bounced: int = 0  # bounced and expired
+    invalid: int = 0
+    deferred: int = 0
+    queued: int = 0
+    suppressed: int = 0
+    unsubscribed: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One line of the bounce or deferral CSV."""
+
+    address: str
+    display_name: str
+    campaign: str
+    code: int | None
+    status: str | None
+    at: datetime
+    text: str

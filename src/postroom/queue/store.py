@@ -1,0 +1,188 @@
+"""The store interface: the only way any part of postroom touches state.
+
+Two backends implement it: SQLite (one node, the default) and, for many
+nodes, PostgreSQL. Both pass the same test suite. Every method that takes
+``now`` uses it for every time it writes, so callers decide what time it
+is (see `postroom.clock`).
+
+Guarantees every backend keeps:
+
+- `accept` returns only once the message and all its recipient rows are
+  committed and flushed to stable storage; on any failure it raises
+  `StorageError` and leaves nothing behind.
+- `lease_due` hands a recipient to at most one caller until its lease runs
+  out or `record` is called for it.
+- `record` writes the attempt, the new state and any bounce record in one
+  transaction.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from postroom.queue.models import (
+    Accepted,
+    Attempt,
+    AttemptResult,
+    BounceRecord,
+    Delivery,
+    ExportRow,
+    Message,
+    NewMessage,
+    Recipient,
+    State,
+    Stats,
+)
+
+GLOBAL_SCOPE = "*"  # the suppression scope that covers every campaign
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCounts:
+    bodies: int
+    messages: int
+    attempts: int
+    bounces: int
+
+
+class Store(abc.ABC):
+    """Durable queue, records and suppression lists."""
+
+    # -- lifecycle --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release the storage."""
+
+    # -- accepting --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def accept(self, message: NewMessage, now: datetime) -> Accepted:
+        """Store a message and its recipients durably, due at ``now``.
+
+        A recipient on the campaign's (or the global) suppression list is
+        stored in state ``suppressed`` and named in `Accepted.suppressed`.
+        Raises `StorageError` when the commit did not reach stable storage.
+        """
+
+    # -- delivering -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def lease_due(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[Delivery]:
+        """Take up to ``limit`` recipients due at ``now`` for one attempt.
+
+        Recipients whose address became suppressed meanwhile are turned
+        ``suppressed`` instead of being returned. Oldest due first.
+        """
+
+    @abc.abstractmethod
+    async def load_raw(self, queue_id: str) -> bytes:
+        """The stored bytes of a message; `NotFound` once purged."""
+
+    @abc.abstractmethod
+    async def record(self, result: AttemptResult) -> None:
+        """Write one finished attempt, its new state, and its bounce record."""
+
+    @abc.abstractmethod
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest waiting recipient is due, if any is."""
+
+    @abc.abstractmethod
+    async def release_leases(self) -> int:
+        """Free every lease (single node start-up after a crash)."""
+
+    @abc.abstractmethod
+    async def add_bounce(self, bounce: BounceRecord) -> None:
+        """Keep a bounce record that arrived after delivery (a DSN)."""
+
+    # -- suppression ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def is_suppressed(self, campaign: str, address: str) -> bool:
+        """Whether ``address`` is on ``campaign``'s or the global list."""
+
+    @abc.abstractmethod
+    async def suppress(
+        self, scope: str, address: str, reason: str, now: datetime
+    ) -> bool:
+        """Put ``address`` on the list of ``scope`` (a campaign, or
+        `GLOBAL_SCOPE`); False when it was there already."""
+
+    # -- inspecting and repairing ----------------------------------------
+
+    @abc.abstractmethod
+    async def get_message(self, queue_id: str) -> Message:
+        """One message's envelope facts; `NotFound` when unknown."""
+
+    @abc.abstractmethod
+    async def recipients(
+        self,
+        *,
+        queue_id: str | None = None,
+        state: State | None = None,
+        campaign: str | None = None,
+        limit: int = 1000,
+    ) -> list[Recipient]:
+        """Recipients matching every filter given, oldest first."""
+
+    @abc.abstractmethod
+    async def attempts(self, recipient_id: int) -> list[Attempt]:
+        """Every attempt for one recipient, oldest first."""
+
+    @abc.abstractmethod
+    async def retry_now(self, queue_id: str | None, now: datetime) -> int:
+        """Make deferred recipients (of one message, or all) due at ``now``."""
+
+    @abc.abstractmethod
+    async def delete(self, queue_id: str) -> int:
+        """Remove a message and its recipients; the count removed."""
+
+    # -- reporting --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def stats(self, campaign: str | None = None) -> Stats:
+        """Counts by result for one campaign, or for all."""
+
+    @abc.abstractmethod
+    async def campaigns(self) -> list[str]:
+        """Every campaign the store has messages for."""
+
+    @abc.abstractmethod
+    async def export_bounces(
+        self,
+        campaign: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[ExportRow]:
+        """One row per bounce record whose time falls in [since, until)."""
+
+    @abc.abstractmethod
+    async def export_deferrals(
+        self,
+        campaign: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[ExportRow]:
+        """One row per deferred attempt whose time falls in [since, until)."""
+
+    # -- housekeeping -----------------------------------------------------
+
+    @abc.abstractmethod
+    async def purge(
+        self, now: datetime, keep_bodies: timedelta, keep_records: timedelta
+    ) -> PurgeCounts:
+        """Drop bodies ``keep_bodies`` after their last recipient became
+        final, and messages, attempts and bounce records older than
+        ``keep_records``."""
+
+    @abc.abstractmethod
+    async def secret(self, name: str) -> bytes:
+        """A named random key, created on first use and kept for good."""
