@@ -79,5 +79,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{where}: not valid YAML: {problem}"
     return f"not valid YAML: {problem}"

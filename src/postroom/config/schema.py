@@ -7,6 +7,7 @@ error that names the key instead of a setting silently ignored.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,9 +51,7 @@ class _Section(BaseModel):
 class QueueConfig(_Section):
     url: str | None = None
     retry_schedule: tuple[Duration, ...] = Field(
-        default=tuple(
-            timedelta(minutes=m) for m in (5, 10, 20, 40, 60, 120, 240)
-        ),
+        default=tuple(timedelta(minutes=m) for m in (5, 10, 20, 40, 60, 120, 240)),
         min_length=1,
     )
     max_age: Duration = timedelta(days=4.5)
@@ -177,7 +176,7 @@ class LoggingConfig(_Section):
 
 
 class Config(_Section):
-    hostname: str = "localhost"
+    hostname: str = Field(default_factory=socket.getfqdn)
     data_dir: Path = Path("./var")
     queue: QueueConfig = QueueConfig()
     submission: SubmissionConfig = SubmissionConfig()

@@ -53,8 +53,7 @@ def parse_duration(value: object) -> timedelta:
     match = _DURATION.match(value)
     if match is None:
         raise ValueError(
-            f"{value!r} is not a duration; write a number and a unit: "
-            "90s, 5m, 1h, 4.5d"
+            f"{value!r} is not a duration; write a number and a unit: 90s, 5m, 1h, 4.5d"
         )
     unit = (match[2] or "s").lower()
     return timedelta(seconds=float(match[1]) * _DURATION_UNITS[unit])

@@ -1,0 +1,115 @@
+"""The running daemon: the store, the submission listener, the delivery
+workers and housekeeping, started and stopped together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+
+import structlog
+
+from postroom.clock import Clock, SystemClock
+from postroom.config import Config
+from postroom.queue.open import open_store
+from postroom.queue.store import Store
+from postroom.relay.submission import SubmissionServer
+from postroom.relay.worker import DeliveryEngine
+
+log = structlog.get_logger()
+
+
+class Relay:
+    """postroom as one process: accept, deliver, purge."""
+
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store: Store = open_store(config)
+        self.engine = DeliveryEngine(config, self.store, self.clock)
+        self.submission = SubmissionServer(
+            config, self.store, self.clock, on_accept=self.engine.wake
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Open the store, free leases a crash left behind, start listening."""
+        await self.store.open()
+        released = await self.store.release_leases()
+        if released:
+            # Deliveries that were in flight when the last run died: they
+            # are tried again, so the receiver may see them twice.
+            log.warning("queue.leases_released", recipients=released)
+        await self.submission.start()
+        self._tasks = [
+            asyncio.create_task(self.engine.run(), name="delivery"),
+            asyncio.create_task(self._purge_loop(), name="purge"),
+        ]
+        log.info(
+            "relay.started",
+            hostname=self.config.hostname,
+            submission=self.config.submission.listen,
+            store=str(self.config.queue.url or self.config.sqlite_path),
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight deliveries finish, close the store."""
+        await self.submission.stop()
+        await self.engine.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.store.close()
+        log.info("relay.stopped")
+
+    async def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        await self.start()
+        _notify_systemd(b"READY=1")
+        try:
+            await self._stopping.wait()
+        finally:
+            _notify_systemd(b"STOPPING=1")
+            await self.stop()
+
+    async def _purge_loop(self) -> None:
+        queue = self.config.queue
+        while True:
+            try:
+                counts = await self.store.purge(
+                    self.clock.now(), queue.keep_bodies, queue.keep_records
+                )
+                if any(
+                    (counts.bodies, counts.messages, counts.attempts, counts.bounces)
+                ):
+                    log.info(
+                        "queue.purged",
+                        bodies=counts.bodies,
+                        messages=counts.messages,
+                        attempts=counts.attempts,
+                        bounces=counts.bounces,
+                    )
+            except Exception:
+                log.exception("queue.purge_failed")
+            await asyncio.sleep(queue.purge_interval.total_seconds())
+
+
+def _notify_systemd(state: bytes) -> None:
+    """Tell systemd (Type=notify) how start-up went; a no-op elsewhere."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state)

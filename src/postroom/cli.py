@@ -1,0 +1,381 @@
+"""The `postroom` command: run the daemon, inspect and repair the queue,
+read statistics and exports.
+
+The inspecting commands open the same store as the daemon (SQLite in WAL
+mode allows a reader and a writer at once), so they work while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from postroom import __version__
+from postroom import log as logsetup
+from postroom.clock import SystemClock
+from postroom.config import Config, find_config, load_config
+from postroom.errors import ConfigError, NotFound, PostroomError
+from postroom.queue.models import ExportRow, State
+from postroom.queue.open import open_store
+from postroom.queue.store import Store
+
+T = TypeVar("T")
+
+EXPORT_HEADER = (
+    "Email address",
+    "Last Name",
+    "First Name",
+    "SMTP code",
+    "Class code",
+    "Subject code",
+    "Detail code",
+    "Timestamp",
+)
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML file to read (default: /etc/postroom/postroom.yaml if it "
+    "exists, else the embedded default).",
+)
+
+
+def _load(config_path: Path | None) -> Config:
+    path = find_config(config_path)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail_config(exc)
+
+
+def _fail_config(exc: ConfigError) -> Any:
+    click.echo(f"postroom: configuration error in {exc.source or 'config'}:", err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(2)
+
+
+def _with_store(body: Callable[[Store], Coroutine[Any, Any, T]], config: Config) -> T:
+    async def run() -> T:
+        store = open_store(config)
+        await store.open()
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except NotFound as exc:
+        raise click.ClickException(f"not found: {exc}") from exc
+    except PostroomError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _quiet_logs(func: Callable[..., T]) -> Callable[..., T]:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        logsetup.configure("warning", "console")
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="postroom")
+def main() -> None:
+    """postroom: an SMTP relay with bounce handling."""
+
+
+# -- serve -------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+def serve(config_path: Path | None) -> None:
+    """Run the relay until SIGTERM or SIGINT."""
+    from postroom.app import Relay
+
+    config = _load(config_path)
+    logsetup.configure(config.logging.level, config.logging.format)
+    try:
+        import uvloop  # type: ignore[import-not-found]  # optional speed-up
+    except ImportError:
+        runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
+    else:
+        runner = uvloop.run
+    try:
+        runner(Relay(config).serve_forever())
+    except ConfigError as exc:
+        _fail_config(exc)
+    except PostroomError as exc:
+        click.echo(f"postroom: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"postroom: cannot start: {exc}", err=True)
+        sys.exit(1)
+
+
+# -- config ------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check or show the configuration."""
+
+
+@config_group.command("check")
+@config_option
+def config_check(config_path: Path | None) -> None:
+    """Validate the configuration file; exit 2 naming every broken key."""
+    path = find_config(config_path)
+    _load(config_path)
+    click.echo(f"ok: {path or 'embedded default'}")
+
+
+@config_group.command("show")
+@config_option
+def config_show(config_path: Path | None) -> None:
+    """Print the effective configuration, defaults filled in."""
+    config = _load(config_path)
+    data = config.model_dump(mode="json")
+    click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+@main.command()
+@click.password_option(prompt="Password", confirmation_prompt=True)
+def passwd(password: str) -> None:
+    """Hash a password for submission.users in the config file."""
+    from postroom.relay.passwords import hash_password
+
+    click.echo(hash_password(password))
+
+
+# -- queue -------------------------------------------------------------------
+
+
+@main.group()
+def queue() -> None:
+    """Inspect and repair the queue."""
+
+
+@queue.command("list")
+@config_option
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in State]),
+    default=None,
+    help="Only recipients in this state.",
+)
+@click.option("--campaign", default=None)
+@click.option("--limit", default=100, show_default=True)
+@_quiet_logs
+def queue_list(
+    config_path: Path | None, state: str | None, campaign: str | None, limit: int
+) -> None:
+    """List recipients (default: those still waiting: queued and deferred)."""
+    config = _load(config_path)
+
+    async def body(store: Store) -> None:
+        states = [State(state)] if state else [State.QUEUED, State.DEFERRED]
+        rows = []
+        for wanted in states:
+            rows += await store.recipients(state=wanted, campaign=campaign, limit=limit)
+        rows.sort(key=lambda r: r.accepted_at)
+        for r in rows[:limit]:
+            due = r.next_attempt_at.isoformat() if r.next_attempt_at else "-"
+            last = f"{r.last_code or ''} {r.last_status or ''}".strip() or "-"
+            click.echo(
+                f"{r.queue_id}  {r.state.value:<10} {r.attempts:>3}  {due:<32} "
+                f"{last:<10} {r.campaign:<16} {r.address}"
+            )
+
+    _with_store(body, config)
+
+
+@queue.command("show")
+@config_option
+@click.argument("queue_id")
+@_quiet_logs
+def queue_show(config_path: Path | None, queue_id: str) -> None:
+    """Show one message: envelope, recipients and every attempt."""
+    config = _load(config_path)
+
+    async def body(store: Store) -> None:
+        message = await store.get_message(queue_id)
+        click.echo(f"queue id:    {message.queue_id}")
+        click.echo(f"accepted:    {message.accepted_at.isoformat()}")
+        click.echo(f"from:        <{message.mail_from}>")
+        click.echo(f"campaign:    {message.campaign}")
+        click.echo(f"message-id:  {message.message_id or '-'}")
+        click.echo(f"size:        {message.size} bytes")
+        click.echo(f"client:      {message.client_address}")
+        if message.submitted_by:
+            click.echo(f"user:        {message.submitted_by}")
+        for r in await store.recipients(queue_id=queue_id):
+            click.echo(f"\n  {r.address}  [{r.state.value}]  attempts {r.attempts}")
+            for a in await store.attempts(r.id):
+                code = f"{a.code or ''} {a.status or ''}".strip() or "-"
+                click.echo(
+                    f"    {a.at.isoformat()}  {a.outcome.value:<9} "
+                    f"{a.mx_host or '-'}  {code}"
+                )
+                for line in a.text.splitlines():
+                    click.echo(f"        {line}")
+
+    _with_store(body, config)
+
+
+@queue.command("retry")
+@config_option
+@click.argument("queue_id", required=False)
+@click.option("--all", "everything", is_flag=True, help="Every deferred recipient.")
+@_quiet_logs
+def queue_retry(
+    config_path: Path | None, queue_id: str | None, everything: bool
+) -> None:
+    """Make deferred recipients due now (one message, or --all)."""
+    if not queue_id and not everything:
+        raise click.UsageError("name a QUEUE_ID or pass --all")
+    config = _load(config_path)
+    count = _with_store(
+        lambda store: store.retry_now(queue_id, SystemClock().now()), config
+    )
+    click.echo(f"{count} recipient(s) due now")
+
+
+@queue.command("delete")
+@config_option
+@click.argument("queue_id")
+@_quiet_logs
+def queue_delete(config_path: Path | None, queue_id: str) -> None:
+    """Remove a message and all its recipients from the queue."""
+    config = _load(config_path)
+    count = _with_store(lambda store: store.delete(queue_id), config)
+    if not count:
+        raise click.ClickException(f"not found: {queue_id}")
+    click.echo(f"deleted {queue_id} ({count} recipient(s))")
+
+
+# -- stats and exports -------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--campaign", default=None, help="One campaign (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@_quiet_logs
+def stats(config_path: Path | None, campaign: str | None, as_json: bool) -> None:
+    """Counts by result: Sent OK, Bounced, Invalid, Deferred, ..."""
+    config = _load(config_path)
+    result = _with_store(lambda store: store.stats(campaign), config)
+    figures = {
+        "sent_ok": result.sent_ok,
+        "bounced": result.bounced,
+        "invalid": result.invalid,
+        "deferred": result.deferred,
+        "queued": result.queued,
+        "suppressed": result.suppressed,
+        "unsubscribed": result.unsubscribed,
+    }
+    if as_json:
+        click.echo(json.dumps({"campaign": campaign, **figures}))
+        return
+    labels = {
+        "sent_ok": "Sent OK",
+        "bounced": "Bounced",
+        "invalid": "Invalid",
+        "deferred": "Deferred",
+        "queued": "Queued",
+        "suppressed": "Suppressed",
+        "unsubscribed": "Unsubscribed",
+    }
+    click.echo(f"campaign: {campaign or '(all)'}")
+    for key, label in labels.items():
+        click.echo(f"  {label:<13} {figures[key]:>9}")
+
+
+def _parse_time(_: Any, __: Any, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time such as 2026-01-05 or "
+            "2026-01-05T09:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@main.command()
+@config_option
+@click.argument("kind", type=click.Choice(["bounces", "deferrals"]))
+@click.option("--campaign", default=None)
+@click.option("--since", callback=_parse_time, help="ISO 8601, inclusive.")
+@click.option("--until", callback=_parse_time, help="ISO 8601, exclusive.")
+@click.option("--output", "-o", type=click.File("w"), default="-")
+@_quiet_logs
+def export(
+    config_path: Path | None,
+    kind: str,
+    campaign: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    output: Any,
+) -> None:
+    """Write bounce records or deferrals as CSV."""
+    config = _load(config_path)
+
+    async def body(store: Store) -> list[ExportRow]:
+        if kind == "bounces":
+            return await store.export_bounces(campaign, since, until)
+        return await store.export_deferrals(campaign, since, until)
+
+    rows = _with_store(body, config)
+    writer = csv.writer(output, lineterminator="\r\n")
+    writer.writerow(EXPORT_HEADER)
+    for row in rows:
+        writer.writerow(export_fields(row))
+
+
+def export_fields(row: ExportRow) -> tuple[str, ...]:
+    """One CSV line: names from the display name, codes split in three.
+
+    A missing enhanced code becomes ``<class> 0 0`` of the basic code; a
+    row with neither leaves the codes empty.
+    """
+    last, first = split_name(row.display_name)
+    status = row.status
+    if status is None and row.code is not None:
+        status = f"{row.code // 100}.0.0"
+    klass, subject, detail = status.split(".") if status else ("", "", "")
+    timestamp = row.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code = str(row.code) if row.code is not None else ""
+    return (row.address, last, first, code, klass, subject, detail, timestamp)
+
+
+def split_name(display_name: str) -> tuple[str, str]:
+    """("Last", "First") from "First Last" or "Last, First"."""
+    name = " ".join(display_name.split())
+    if not name:
+        return "", ""
+    if "," in name:
+        last, _, first = name.partition(",")
+        return last.strip(), first.strip()
+    first, _, last = name.rpartition(" ")
+    if not first:
+        return name, ""
+    return last, first
