@@ -1,8 +1,38 @@
 """What a failure means: a category in the domain's words and a verdict.
 
-``hard`` means the address itself is bad (unknown user, unknown or null-MX
-domain, mailbox gone) and the address may be suppressed. Every other
-category is the sender's or the moment's problem.
+The taxonomy, from the address's fault to the moment's:
+
+========================  ===================================================
+category                  meaning
+========================  ===================================================
+``unknown_user``          no such mailbox at the domain (5.1.1)
+``unknown_domain``        no such domain, or a domain that takes no mail:
+                          null MX (RFC 7505), no MX and no address (5.1.2)
+``mailbox_gone``          the mailbox existed and has moved or closed (5.1.6)
+``mailbox_disabled``      the account is suspended or inactive for now
+``mailbox_full``          over quota (5.2.2)
+``message_too_large``     the message exceeds a size limit (5.2.3, 5.3.4)
+``blocked``               the sending IP, host or domain is refused: a
+                          blocklist, bad reputation, no reverse DNS
+``policy``                authentication and policy: SPF, DKIM, DMARC,
+                          TLS required, a local policy rule (5.7.x)
+``spam``                  the content was judged spam or a virus
+``content``               the message is malformed or breaks RFC 5322
+``sender_rejected``       the envelope sender was refused (5.1.7, 5.1.8)
+``relay_denied``          the server will not relay for us (5.7.1 relay)
+``rate_limited``          too many messages or connections, slow down
+``network``               connection, DNS or routing trouble on the way
+``system``                the receiving system failed or is full
+``expired``               retries ran out before delivery (4.4.7)
+``complaint``             the recipient reported the message (RFC 5965)
+``auto_reply``            an automatic reply, not a failure (RFC 3834)
+``transient``             a temporary failure with no better name
+``other``                 a failure whose cause cannot be told
+========================  ===================================================
+
+``hard`` means the address itself is bad (unknown user, unknown domain,
+mailbox gone) and the failure is permanent, so the address may be
+suppressed. Every other category is the sender's or the moment's problem.
 
 The text of a reply is stronger evidence than its code: servers send
 ``550 5.1.1`` for rate limits and ``550 5.0.0`` for unknown users, so the
@@ -24,15 +54,22 @@ class Category(StrEnum):
     UNKNOWN_USER = "unknown_user"
     UNKNOWN_DOMAIN = "unknown_domain"
     MAILBOX_GONE = "mailbox_gone"
+    MAILBOX_DISABLED = "mailbox_disabled"
     MAILBOX_FULL = "mailbox_full"
-    BLOCKED = "blocked"  # the sender's IP, domain or reputation is refused
-    POLICY = "policy"  # SPF, DKIM, DMARC, authentication
-    SPAM = "spam"  # content judged spam or a virus
+    MESSAGE_TOO_LARGE = "message_too_large"
+    BLOCKED = "blocked"
+    POLICY = "policy"
+    SPAM = "spam"
+    CONTENT = "content"
+    SENDER_REJECTED = "sender_rejected"
+    RELAY_DENIED = "relay_denied"
     RATE_LIMITED = "rate_limited"
-    EXPIRED = "expired"  # retries ran out
+    NETWORK = "network"
+    SYSTEM = "system"
+    EXPIRED = "expired"
     COMPLAINT = "complaint"
     AUTO_REPLY = "auto_reply"
-    TRANSIENT = "transient"  # a temporary failure with no better name
+    TRANSIENT = "transient"
     OTHER = "other"
 
 
@@ -43,68 +80,203 @@ HARD_CATEGORIES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """A category, and whether the address itself is bad."""
+
     category: Category
     hard: bool
 
 
+# Order matters: the first rule that matches wins, so the specific causes
+# that servers like to word vaguely ("rejected", "not accepted") come
+# before the broad ones.
 _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), category)
     for pattern, category in (
-        (r"rate limit|too many (messages|connections|recipients)|try again later"
-         r"|throttl|slow down", Category.RATE_LIMITED),
-        (r"blocklist|blacklist|block ?list|spamhaus|spamcop|barracuda"
-         r"|reputation|blocked using|listed (at|on|in)|reverse dns|ptr record",
-         Category.BLOCKED),
-        (r"\bspf\b|\bdkim\b|\bdmarc\b|authenticat", Category.POLICY),
-        (r"spam|virus|malware|content (was )?rejected", Category.SPAM),
-        (r"mailbox (is )?full|over ?quota|quota exceeded|insufficient storage",
-         Category.MAILBOX_FULL),
-        (r"user unknown|unknown user|no such (user|mailbox|recipient)"
-         r"|does not exist|recipient (address )?rejected|mailbox unavailable"
-         r"|invalid recipient|address rejected|unrouteable address",
-         Category.UNKNOWN_USER),
-        (r"host (or domain name )?not found|domain (not found|does not exist)"
-         r"|no mx|null mx|nxdomain", Category.UNKNOWN_DOMAIN),
-        (r"mailbox (has been )?(disabled|deleted|closed|removed)|account (is )?"
-         r"(disabled|closed|deleted)|no longer (available|active)",
-         Category.MAILBOX_GONE),
+        (
+            r"\bspf\b|\bdkim\b|\bdmarc\b|sender policy framework"
+            r"|not authenticated|unauthenticated|authentication (failed|required)"
+            r"|starttls|must use tls|tls required|encryption required",
+            Category.POLICY,
+        ),
+        (
+            r"relay(ing)? (access )?(denied|not permitted|prohibited)"
+            r"|not permitted to relay|unable to relay|we do not relay"
+            r"|relay not allowed|not allowed to relay",
+            Category.RELAY_DENIED,
+        ),
+        (
+            r"reverse (dns|lookup)|\bptr\b|no rdns|rdns|dns pointer"
+            r"|blocklist|blacklist|block ?list|black ?list|spamhaus|spamcop"
+            r"|barracuda|sorbs|\brbl\b|dnsbl|reputation|blocked using|listed (at|on|in)"
+            r"|ip (address )?(is )?(blocked|banned)|access denied|client host .*blocked"
+            r"|poor sending|has been blocked|connection refused by|not allowed to send",
+            Category.BLOCKED,
+        ),
+        (
+            r"rate limit|too many (messages|connections|recipients|emails|mails)"
+            r"|throttl|slow down|exceeded the (rate|daily)|too fast|rate of"
+            r"|too many concurrent",
+            Category.RATE_LIMITED,
+        ),
+        (
+            r"virus|malware|trojan|worm\b|\bspam\b|spam message|unsolicited"
+            r"|considered spam|junk mail|looks like spam|content (was )?rejected"
+            r"|message content|bulk mail|phish",
+            Category.SPAM,
+        ),
+        (
+            r"mailbox (is )?full|over ?quota|quota exceeded|exceeded (the|his|her)"
+            r" .*quota|insufficient (storage|space)|mail ?box.*(full|exceeded)"
+            r"|storage (space )?(is )?full|out of storage|user.*over.*(quota|limit)"
+            r"|full mailbox|mailfolder is full|disk quota",
+            Category.MAILBOX_FULL,
+        ),
+        (
+            r"message (size|length) exceeds|too (large|big)|size limit|exceeds.*size"
+            r"|message is larger|maximum (message )?size",
+            Category.MESSAGE_TOO_LARGE,
+        ),
+        (
+            r"(account|mailbox|user|address) (is |has been )?(disabled|suspended"
+            r"|inactive|deactivated|locked|frozen|blocked)|inactive (user|account)"
+            r"|not active|expired account|account (is )?expired",
+            Category.MAILBOX_DISABLED,
+        ),
+        (
+            r"has moved|moved to|no longer (available|active|exists|valid|in use)"
+            r"|mailbox (has been )?(deleted|closed|removed)"
+            r"|account (has been )?(deleted|closed|removed)",
+            Category.MAILBOX_GONE,
+        ),
+        (
+            r"host (or domain name )?not found|domain (not found|does not exist"
+            r"|name not found)|unknown domain|no mx|null mx|nxdomain|domain .*"
+            r"(does not|doesn't) accept mail|does not accept mail|unrouteable"
+            r"|name or service not known|no such domain|domain is not|bad domain"
+            r"|host unknown|unknown host|no route to host|mx (record )?lookup",
+            Category.UNKNOWN_DOMAIN,
+        ),
+        (
+            r"user ?unknown|unknown (user|recipient|mailbox|address|local)"
+            r"|no such (user|mailbox|recipient|address|person|account)"
+            r"|does ?n[o']t exist|not exist|recipient (address )?rejected"
+            r"|invalid (recipient|mailbox|address|user)|address rejected"
+            r"|user (not found|doesn't|does not)|mailbox (not found|unavailable"
+            r"|does not)|not a valid (mailbox|recipient|user)|unknown or illegal"
+            r"|addressee unknown|no mailbox|recipient (not found|unknown|invalid)"
+            r"|bad recipient|undeliverable address|no valid recipients?"
+            r"|not our customer|account (not found|does not)|dosn't exist"
+            r"|is not a known user|no account by that name|mailbox not present"
+            r"|user not exist|unknown account|address (does not|doesn't) exist",
+            Category.UNKNOWN_USER,
+        ),
+        (
+            r"sender (address )?(rejected|refused|denied|verify failed|invalid"
+            r"|domain)|mail from .*(rejected|refused)|domain of sender"
+            r"|sender .*(not|does not) (exist|resolve)|bad sender|invalid sender"
+            r"|envelope sender|return path",
+            Category.SENDER_REJECTED,
+        ),
+        (
+            r"retry time(out)? (not reached|exceeded)|timeout exceeded"
+            r"|message expired|delivery time expired|too long in queue|been"
+            r" delayed for|could not be delivered (for|within)|giving up"
+            r"|maximum time|time ?out in queue|queue ?time|expired",
+            Category.EXPIRED,
+        ),
+        (
+            r"connection (timed out|refused|reset|lost|closed)|timed out"
+            r"|network (is )?unreachable|could not connect|unable to connect"
+            r"|lost connection|dns (error|failure)|temporary dns|name server"
+            r"|host not reachable|mail loop|loops back|routing loop",
+            Category.NETWORK,
+        ),
+        (
+            r"malformed|syntax error|rfc ?5322|rfc ?2822|rfc ?822|header (is )?"
+            r"(missing|invalid)|invalid (header|message|mime)|8-?bit|line too long"
+            r"|not rfc|missing (message-id|date|from)",
+            Category.CONTENT,
+        ),
+        (
+            r"\bpolicy\b|not allowed|prohibited|refused by .*filter|rejected by"
+            r" .*filter|administrative",
+            Category.POLICY,
+        ),
+        (
+            r"system (error|failure|full)|internal (server )?error|local error"
+            r"|disk full|out of memory|resources|configuration error|mailer error"
+            r"|temporary local problem|i/o error|server (is )?(busy|unavailable)",
+            Category.SYSTEM,
+        ),
     )
 )
 
 _STATUS_RULES: dict[tuple[int, int], Category] = {
     (1, 1): Category.UNKNOWN_USER,
     (1, 2): Category.UNKNOWN_DOMAIN,
+    (1, 3): Category.UNKNOWN_USER,
     (1, 6): Category.MAILBOX_GONE,
-    (1, 10): Category.UNKNOWN_USER,
+    (1, 7): Category.SENDER_REJECTED,
+    (1, 8): Category.SENDER_REJECTED,
+    (1, 10): Category.UNKNOWN_DOMAIN,
+    (2, 1): Category.MAILBOX_DISABLED,
     (2, 2): Category.MAILBOX_FULL,
+    (2, 3): Category.MESSAGE_TOO_LARGE,
+    (3, 1): Category.SYSTEM,
+    (3, 4): Category.MESSAGE_TOO_LARGE,
+    (3, 5): Category.SYSTEM,
+    (4, 1): Category.NETWORK,
+    (4, 2): Category.NETWORK,
+    (4, 3): Category.NETWORK,
     (4, 4): Category.UNKNOWN_DOMAIN,
+    (4, 6): Category.NETWORK,
     (4, 7): Category.EXPIRED,
+    (5, 3): Category.RATE_LIMITED,
+    (6, 0): Category.CONTENT,
     (7, 1): Category.BLOCKED,
+    (7, 7): Category.CONTENT,
+    (7, 9): Category.POLICY,
     (7, 23): Category.POLICY,
+    (7, 24): Category.POLICY,
     (7, 25): Category.BLOCKED,
     (7, 26): Category.POLICY,
     (7, 27): Category.UNKNOWN_DOMAIN,
 }
 
 
-def classify(code: int | None, status: EnhancedStatus | None, text: str) -> Verdict:
-    """Name the cause of a failure from its reply code, status and text."""
-    category = _category_from_text(text)
+def classify(
+    code: int | None,
+    status: EnhancedStatus | None,
+    text: str,
+    *,
+    permanent: bool | None = None,
+) -> Verdict:
+    """Name the cause of a failure from its reply code, status and text.
+
+    ``permanent`` overrides what the code and status say about
+    permanence; a DSN whose Action is ``failed`` is permanent whatever
+    class its status has (RFC 3464 section 2.3.3).
+    """
+    category = category_from_text(text)
     if category is None and status is not None:
         category = _STATUS_RULES.get((status.subject, status.detail))
+        if category is None and status.subject == 7:
+            category = Category.POLICY
     if category is None:
         transient = (code is not None and 400 <= code < 500) or (
             status is not None and status.klass == 4
         )
         category = Category.TRANSIENT if transient else Category.OTHER
 
-    permanent = (code is not None and code >= 500) or (
-        status is not None and status.klass == 5
-    )
+    if permanent is None:
+        permanent = (code is not None and code >= 500) or (
+            status is not None and status.klass == 5
+        )
     return Verdict(category, category in HARD_CATEGORIES and permanent)
 
 
-def _category_from_text(text: str) -> Category | None:
+def category_from_text(text: str) -> Category | None:
+    """The category that the wording of a reply names, or None."""
     for pattern, category in _TEXT_RULES:
         if pattern.search(text):
             return category

@@ -1,0 +1,15 @@
+"""Detectors for bounces that are not RFC 3464 DSNs, one per dialect.
+
+Each module holds one `Dialect`: a cheap ``detect`` and a ``read``. They
+are tried in the order of `REGISTRY`; the first that reads at least one
+recipient wins. ``generic`` comes last and reads any bounce-looking prose.
+"""
+
+from __future__ import annotations
+
+from postroom.dsn.dialects import generic
+from postroom.dsn.dialects.base import Dialect, Finding
+
+REGISTRY: tuple[Dialect, ...] = (generic.DIALECT,)
+
+__all__ = ["REGISTRY", "Dialect", "Finding"]

@@ -1,0 +1,119 @@
+"""The reading shared by text bounces: find the recipients, then the
+reply that follows each of them.
+
+Most non-standard bounces are a paragraph of prose, a list of addresses,
+and for each address the remote server's reply. So a dialect mostly
+needs to say where that text is and how an address line looks; this
+module does the rest: it cuts the text into one block per recipient and
+reads the reply code, enhanced status and wording of each block.
+"""
+
+from __future__ import annotations
+
+import re
+
+from postroom.dsn.dialects.base import Finding
+from postroom.dsn.evidence import best_status, reply_code_in, squeeze
+from postroom.dsn.report import Action
+from postroom.dsn.view import MessageView
+
+ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# An address named as the envelope sender or a header, not a recipient.
+_NOT_RECIPIENT = re.compile(
+    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:|by)\s*<?\s*$",
+    re.IGNORECASE,
+)
+_DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|double-bounce)@", re.IGNORECASE)
+_DELAYED = re.compile(
+    r"will (?:continue|keep) (?:trying|to try|attempting)|will (?:be )?retr(?:y|ied)"
+    r"|still trying|not yet been delivered|has not been delivered yet"
+    r"|delivery (?:is |has been )?delayed|this is (?:only )?a warning"
+    r"|delivery attempts will continue",
+    re.IGNORECASE,
+)
+_MAX_RECIPIENTS = 50
+
+
+def failed_recipients_header(view: MessageView) -> list[str]:
+    """Addresses named by ``X-Failed-Recipients`` (Exim and others)."""
+    found: list[str] = []
+    for value in view.top.get_all("X-Failed-Recipients"):
+        found.extend(a for a in ADDRESS.findall(value) if a not in found)
+    return found
+
+
+def recipients_in(view: MessageView, text: str) -> list[str]:
+    """Addresses in ``text`` that can be failed recipients, in order."""
+    own = view.own_addresses
+    found: list[str] = []
+    for match in ADDRESS.finditer(text):
+        address = match[0].strip(".")
+        if address.lower() in own or _DAEMON.match(address):
+            continue
+        before = text[max(0, match.start() - 20) : match.start()]
+        if _NOT_RECIPIENT.search(before):
+            continue
+        if address.lower() not in (a.lower() for a in found):
+            found.append(address)
+        if len(found) >= _MAX_RECIPIENTS:
+            break
+    return found
+
+
+def scan(
+    view: MessageView,
+    text: str,
+    recipients: list[str] | None = None,
+    *,
+    action: Action | None = None,
+) -> list[Finding]:
+    """One finding per recipient, each read from the text that follows it.
+
+    Without ``recipients`` they come from ``X-Failed-Recipients`` or,
+    failing that, from the addresses in ``text``. A recipient whose own
+    block names no reply shares the reply of the whole text.
+    """
+    if recipients is None:
+        recipients = failed_recipients_header(view) or recipients_in(view, text)
+    if not recipients:
+        return []
+    if action is None:
+        delayed = _DELAYED.search(text) or "delay" in view.subject.lower()
+        action = Action.DELAYED if delayed else Action.FAILED
+
+    starts = _first_positions(text, recipients)
+    ordered = sorted(p for p in starts.values() if p >= 0)
+    findings = []
+    for recipient in recipients:
+        start = starts[recipient]
+        if start < 0:
+            block = text
+        else:
+            end = min((p for p in ordered if p > start), default=len(text))
+            block = text[start:end]
+        findings.append(_finding(recipient, block, text, action))
+    return findings
+
+
+def _finding(recipient: str, block: str, text: str, action: Action) -> Finding:
+    own = block.replace(recipient, " ")
+    code = reply_code_in(own)
+    status = best_status(None, own, code)
+    if code is None and status is None:
+        code = reply_code_in(text)
+        status = best_status(None, text, code)
+        wording = text if len(squeeze(own)) < 40 else own
+    else:
+        wording = own
+    return Finding(
+        recipient=recipient,
+        action=action,
+        reply_code=code,
+        status=str(status) if status else None,
+        diagnostic=squeeze(wording),
+    )
+
+
+def _first_positions(text: str, recipients: list[str]) -> dict[str, int]:
+    lowered = text.lower()
+    return {r: lowered.find(r.lower()) for r in recipients}

@@ -1,0 +1,71 @@
+"""Reading codes out of free text, and choosing the most specific one.
+
+A DSN's Status field is often generic (``5.0.0``) while its diagnostic
+text carries the remote server's own words (``550 5.1.1 user unknown``);
+the specific code is the better evidence, provided its class agrees.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from postroom.dsn.status import EnhancedStatus
+
+_REPLY_CODE = re.compile(r"(?<![\w.:/=#-])([45][0-7]\d)(?=[ -]|$|\.\s|,)", re.MULTILINE)
+_ENHANCED_ALL = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_SPACE = re.compile(r"\s+")
+_MAX_DIAGNOSTIC = 1000
+
+
+def reply_code_in(text: str) -> str | None:
+    """The first basic reply code (4xx or 5xx) that stands as a word."""
+    match = _REPLY_CODE.search(text)
+    return match[1] if match else None
+
+
+def statuses_in(text: str) -> list[EnhancedStatus]:
+    """Every enhanced status code in ``text``, in order."""
+    return [
+        EnhancedStatus(int(m[1]), int(m[2]), int(m[3]))
+        for m in _ENHANCED_ALL.finditer(text)
+    ]
+
+
+def best_status(
+    field: str | None, text: str, reply_code: str | None = None
+) -> EnhancedStatus | None:
+    """The most specific trustworthy status from a field and a text.
+
+    The field wins unless it is the generic ``x.0.0``; then the first
+    specific code of the same class in the text is taken instead. Without
+    a field, a code in the text counts when its class agrees with the
+    reply code (RFC 3463 section 3) or there is no reply code.
+    """
+    given = EnhancedStatus.parse(field) if field else None
+    klass = given.klass if given else (int(reply_code[0]) if reply_code else None)
+    found = [s for s in statuses_in(text) if klass is None or s.klass == klass]
+    specific = [s for s in found if (s.subject, s.detail) != (0, 0)]
+    if given is not None:
+        if (given.subject, given.detail) == (0, 0) and specific:
+            return specific[0]
+        return given
+    if specific:
+        return specific[0]
+    return found[0] if found else None
+
+
+def squeeze(text: str) -> str:
+    """Whitespace collapsed to single spaces, bounded in length."""
+    return _SPACE.sub(" ", text).strip()[:_MAX_DIAGNOSTIC]
+
+
+def lenient_date(value: str | None) -> datetime | None:
+    """An RFC 5322 date, or None when it cannot be read."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None

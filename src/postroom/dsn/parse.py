@@ -1,0 +1,201 @@
+"""The bounce parser's entry point: bytes of one inbound message in, a
+`Report` out.
+
+How a message is read, in order:
+
+1. Split the top-level header fields and walk the MIME parts (never the
+   returned copy's own parts).
+2. A ``message/feedback-report`` part makes it an RFC 5965 complaint.
+3. A ``message/delivery-status`` or ``message/global-delivery-status``
+   part makes it an RFC 3464 / RFC 6533 DSN, read field by field.
+4. Otherwise each non-standard dialect is tried, the generic one last.
+5. A message that is none of these but says it was sent automatically
+   in reply (RFC 3834) is an auto-reply; anything else is not a bounce.
+
+Reading never raises: input that defeats it gives a report of kind
+``unknown``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from postroom.dsn.arf import read_feedback
+from postroom.dsn.autoreply import is_auto_reply
+from postroom.dsn.classify import Category, classify
+from postroom.dsn.dialects import REGISTRY, Finding
+from postroom.dsn.dialects.generic import looks_like_bounce
+from postroom.dsn.evidence import best_status, lenient_date, reply_code_in, squeeze
+from postroom.dsn.mime import split_message
+from postroom.dsn.report import Action, Record, Report, ReportKind
+from postroom.dsn.rfc3464 import RecipientFields, parse_delivery_status
+from postroom.dsn.status import EnhancedStatus
+from postroom.dsn.view import MessageView, make_view
+
+_DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_ENVELOPE_FIELDS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
+_ACTIONS = {action.value: action for action in Action}
+
+
+def parse(raw: bytes) -> Report:
+    """Read one inbound message and say what it reports, never raising."""
+    try:
+        return _parse(raw)
+    except Exception:  # a pure parser fed hostile bytes: say "unknown", not crash
+        return Report(ReportKind.UNKNOWN)
+
+
+def _parse(raw: bytes) -> Report:
+    top = split_message(raw)
+    if not top.headers:
+        return Report(ReportKind.UNKNOWN)
+    view = make_view(top)
+
+    if view.has_part("message/feedback-report"):
+        return _report(ReportKind.ARF, view, read_feedback(view), "arf")
+
+    status_part = view.has_part(*_DELIVERY_STATUS)
+    if status_part is not None:
+        records = _from_delivery_status(view, status_part.text())
+        if records:
+            return _report(ReportKind.DSN, view, records, "rfc3464")
+
+    bounce = looks_like_bounce(view) or status_part is not None
+    if not bounce and is_auto_reply(view):
+        return _report(ReportKind.AUTO_REPLY, view)
+    for dialect in REGISTRY:
+        if not dialect.detect(view):
+            continue
+        findings = dialect.read(view)
+        if findings:
+            records = tuple(_from_finding(f) for f in findings)
+            return _report(ReportKind.DSN, view, records, dialect.name)
+
+    kind = ReportKind.UNKNOWN if bounce else ReportKind.NOT_BOUNCE
+    return _report(kind, view)
+
+
+def _report(
+    kind: ReportKind,
+    view: MessageView,
+    records: tuple[Record, ...] = (),
+    dialect: str | None = None,
+) -> Report:
+    message_id = None
+    for name, value in view.original_headers:
+        if name.lower() == "message-id":
+            message_id = value.strip() or None
+            break
+    return Report(
+        kind,
+        records,
+        original_message_id=message_id,
+        original_headers=view.original_headers,
+        envelope_to=_envelope_to(view),
+        dialect=dialect,
+    )
+
+
+def _envelope_to(view: MessageView) -> str | None:
+    for name in (*_ENVELOPE_FIELDS, "To"):
+        value = view.top.get(name)
+        match = _ADDRESS.search(value) if value else None
+        if match is not None:
+            return match[0]
+    return None
+
+
+def _from_delivery_status(view: MessageView, body: str) -> tuple[Record, ...]:
+    status = parse_delivery_status(body)
+    records = []
+    for fields in status.recipients:
+        record = _from_fields(fields, status.arrival_date, view.text)
+        if record is not None:
+            records.append(record)
+    return tuple(records)
+
+
+def _from_fields(
+    fields: RecipientFields, arrival: str | None, text: str
+) -> Record | None:
+    recipient = _ADDRESS.search(fields.final_recipient or "")
+    if recipient is None and fields.original_recipient:
+        recipient = _ADDRESS.search(fields.original_recipient)
+    if recipient is None:
+        return None
+    diagnostic = fields.diagnostic or ""
+    code = reply_code_in(diagnostic)
+    status = best_status(fields.status, diagnostic, code)
+    action = _ACTIONS.get(fields.action or "")
+    if action is None:
+        action = _action_from_status(status)
+    wording = diagnostic or _prose_for(recipient[0], text)
+    return _record(
+        recipient[0],
+        action,
+        code,
+        status,
+        wording,
+        remote_mta=fields.remote_mta,
+        date=fields.last_attempt or arrival,
+    )
+
+
+def _from_finding(finding: Finding) -> Record:
+    status = EnhancedStatus.parse(finding.status) if finding.status else None
+    return _record(
+        finding.recipient,
+        finding.action,
+        finding.reply_code,
+        status,
+        finding.diagnostic,
+        remote_mta=finding.remote_mta,
+    )
+
+
+def _record(
+    recipient: str,
+    action: Action,
+    code: str | None,
+    status: EnhancedStatus | None,
+    diagnostic: str,
+    *,
+    remote_mta: str | None = None,
+    date: str | None = None,
+) -> Record:
+    if action in (Action.FAILED, Action.DELAYED):
+        verdict = classify(
+            int(code) if code else None,
+            status,
+            diagnostic,
+            permanent=action is Action.FAILED,
+        )
+        category, hard = verdict.category, verdict.hard
+    else:
+        category, hard = Category.OTHER, False
+    return Record(
+        recipient=recipient,
+        action=action,
+        reply_code=code,
+        status=str(status) if status else None,
+        category=category,
+        hard=hard,
+        diagnostic=squeeze(diagnostic),
+        remote_mta=remote_mta,
+        date=lenient_date(date),
+    )
+
+
+def _action_from_status(status: EnhancedStatus | None) -> Action:
+    if status is None or status.klass == 5:
+        return Action.FAILED
+    return Action.DELAYED if status.klass == 4 else Action.DELIVERED
+
+
+def _prose_for(recipient: str, text: str) -> str:
+    """The human-readable text near a recipient, when the DSN gives no code."""
+    at = text.lower().find(recipient.lower())
+    if at < 0:
+        return text[:2000]
+    return text[at : at + 600]

@@ -1,0 +1,139 @@
+"""A bounce made ready for reading: headers, text, and the returned copy.
+
+Every dialect reads the same few things, so they are worked out once:
+the top-level header fields, the human-readable text the reporting
+server wrote (up to the copy of the returned message), and the header
+fields of that returned message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+
+from postroom.dsn.mime import Part, parse_headers, walk
+
+# Lines after which non-standard bounces quote the returned message.
+_COPY_MARKER = re.compile(
+    r"^[ \t>]*(?:"
+    r"-+ ?This is a copy of the message"
+    r"|-+ ?Below this line is a copy of the message"
+    r"|-+ ?Original message"
+    r"|-+ ?The header of the original message is following"
+    r"|-+ ?Original Message"
+    r"|-+ ?Returned message"
+    r"|-+ ?The original message"
+    r"|-+ ?Message headers follow"
+    r"|Message headers follow"
+    r"|-+ ?Unsent message below"
+    r"|-+ ?Unsent Message below"
+    r"|-+ ?Undelivered message"
+    r"|-+ ?original message"
+    r"|-+ ?Failed message"
+    r"|Original message follows"
+    r"|The original message was received at"
+    r"|-+ ?Headers of the original message"
+    r"|Included is a copy of the message"
+    r"|.{0,20}\bcopy of (the|your) (original )?message\b"
+    r")",
+    re.MULTILINE | re.IGNORECASE,
+)
+_HEADERISH = re.compile(
+    r"^(?:Return-Path|Received|From|Message-I[dD]|Date|To|Subject|X-[\w-]+"
+    r"|DKIM-Signature|MIME-Version|Content-Type|Reply-To|Delivered-To):",
+    re.MULTILINE | re.IGNORECASE,
+)
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_MAX_TEXT = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """The parts of an inbound message that every reader needs."""
+
+    top: Part
+    parts: tuple[Part, ...]
+    subject: str
+    sender: str  # the From field as written
+    text: str  # the reporting server's own words, copy of the original cut off
+    full_text: str  # the first text part whole, copy included
+    original_headers: tuple[tuple[str, str], ...]
+
+    def has_part(self, *content_types: str) -> Part | None:
+        """The first part of one of the given content types, or None."""
+        for part in self.parts:
+            if part.content_type in content_types:
+                return part
+        return None
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Addresses of the bounce's sender and receiver, in lower case.
+
+        These and the returned message's From are never a failed recipient.
+        """
+        found: set[str] = set()
+        for name in ("From", "To", "Return-Path", "Reply-To"):
+            for value in self.top.get_all(name):
+                found.update(a.lower() for a in _ADDRESS.findall(value))
+        for name, value in self.original_headers:
+            if name.lower() in ("from", "return-path", "sender", "reply-to"):
+                found.update(a.lower() for a in _ADDRESS.findall(value))
+        return frozenset(found)
+
+
+def make_view(top: Part) -> MessageView:
+    """Work out the text, subject and returned headers of a message."""
+    parts = tuple(walk(top))
+    text_part = _first_text_part(parts)
+    full_text = text_part.text()[:_MAX_TEXT] if text_part is not None else ""
+    cut = _COPY_MARKER.search(full_text)
+    text = full_text[: cut.start()] if cut else full_text
+    original = _original_headers(parts, full_text, cut)
+    return MessageView(
+        top=top,
+        parts=parts,
+        subject=decode_words(top.get("Subject") or ""),
+        sender=top.get("From") or "",
+        text=text,
+        full_text=full_text,
+        original_headers=original,
+    )
+
+
+def decode_words(value: str) -> str:
+    """A header value with RFC 2047 encoded words decoded, leniently."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, ValueError, UnicodeError, AssertionError):
+        return value
+
+
+def _first_text_part(parts: tuple[Part, ...]) -> Part | None:
+    for part in parts:
+        kind = part.content_type
+        if kind.startswith("text/") and kind != "text/rfc822-headers":
+            return part
+    return None
+
+
+def _original_headers(
+    parts: tuple[Part, ...], full_text: str, cut: re.Match[str] | None
+) -> tuple[tuple[str, str], ...]:
+    for part in parts:
+        if part.content_type in ("message/rfc822", "message/global"):
+            body = part.body.lstrip(b"\n")
+            return parse_headers(body.partition(b"\n\n")[0].decode("utf-8", "replace"))
+        if part.content_type in ("text/rfc822-headers", "message/global-headers"):
+            return parse_headers(part.text())
+    if cut is None:
+        return ()
+    rest = full_text[cut.end() :]
+    start = _HEADERISH.search(rest)
+    if start is None:
+        return ()
+    block = rest[start.start() :].split("\n\n", 1)[0]
+    return parse_headers(block)
