@@ -72,6 +72,7 @@ class Sink:
     messages: list[Received] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
     _listeners: dict[int, _Listener] = field(default_factory=dict)
+    _sessions: list[SMTP] = field(default_factory=list)
 
     async def listen(self, *, greeting: str | None = None) -> int:
         """Open one more listening port and return its number.
@@ -102,6 +103,14 @@ class Sink:
             listener = self._listeners.pop(port)
             listener.server.close()
             # A client may keep idle connections open; do not wait for them.
+
+    async def hang_up(self) -> None:
+        """Close every open connection from the server side."""
+        for session in self._sessions:
+            if session.transport is not None:
+                session.transport.close()
+        for _ in range(5):
+            await asyncio.sleep(0.01)
 
     def most_open(self, port: int) -> int:
         """The most connections that were open at once on ``port``."""
@@ -189,6 +198,7 @@ class _SinkSMTP(SMTP):  # type: ignore[misc]
             peer = transport.get_extra_info("peername")
             self._connection = self._sink._opened(sockname[1], peer)
             self.event_handler.connection = self._connection
+            self._sink._sessions.append(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:

@@ -1,0 +1,232 @@
+"""Single delivery attempts against the scripted SMTP sink on loopback."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from postroom.clock import ManualClock
+from postroom.config import Config
+from postroom.config.schema import DeliveryConfig, DnsConfig
+from postroom.queue.models import Outcome
+from postroom.relay.mx import Hop, MxResolver
+from postroom.relay.outbound import Courier
+from tests.relay.dnsserver import DnsServer, free_port
+from tests.relay.sink import Sink
+
+RAW = b"From: a@example.org\nTo: b@example.net\nSubject: hi\n\n.leading dot\nbye"
+
+
+@pytest.fixture
+async def courier(
+    config: Config, dns_server: DnsServer, clock: ManualClock
+) -> AsyncIterator[Courier]:
+    delivery = DeliveryConfig(
+        dns=DnsConfig(nameservers=("127.0.0.1",), port=dns_server.port),
+        connect_timeout=timedelta(seconds=2),
+        command_timeout=timedelta(seconds=5),
+    )
+    config = config.model_copy(update={"hostname": "relay.test", "delivery": delivery})
+    courier = Courier(config, MxResolver(delivery, clock))
+    yield courier
+    await courier.close()
+
+
+def _hop(port: int, host: str = "127.0.0.1", preference: int = 0) -> Hop:
+    return Hop(host, port, preference)
+
+
+async def test_accepted_message_arrives_with_crlf_lines_and_dots_intact(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@example.org", "ok@example.net", RAW)
+
+    assert result.outcome is Outcome.DELIVERED
+    assert result.code == 250
+    assert result.status == "2.0.0"
+    [received] = sink.messages
+    assert received.data.startswith(b"From: a@example.org\r\nTo: b@example.net\r\n")
+    assert b"\r\n.leading dot\r\nbye" in received.data
+    assert received.mail_from == "a@example.org"
+
+
+async def test_multi_line_5xx_at_rcpt_bounces_with_every_line(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "nouser@example.net", RAW)
+
+    assert result.outcome is Outcome.BOUNCED
+    assert result.code == 550
+    assert result.status == "5.1.1"
+    assert "does not exist" in result.text
+    assert "double-check the recipient" in result.text
+    assert not sink.messages
+
+
+async def test_4xx_at_rcpt_defers(courier: Courier, sink: Sink) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "later@example.net", RAW)
+
+    assert (result.outcome, result.code, result.status) == (
+        Outcome.DEFERRED,
+        451,
+        "4.7.1",
+    )
+
+
+async def test_5xx_at_data_bounces(courier: Courier, sink: Sink) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "spam@example.net", RAW)
+
+    assert (result.outcome, result.code, result.status) == (
+        Outcome.BOUNCED,
+        554,
+        "5.7.1",
+    )
+
+
+async def test_reply_without_enhanced_code_gets_class_zero_zero(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "full@example.net", RAW)
+
+    assert result.status == "5.0.0"
+    assert result.text == "Mailbox over quota"
+
+
+async def test_refused_connection_falls_back_to_the_next_host(
+    courier: Courier, sink: Sink
+) -> None:
+    first = await sink.listen()
+    second = await sink.listen()
+    await sink.stop(first)
+
+    result = await courier.deliver(
+        [_hop(first, preference=10), _hop(second, preference=20)],
+        "a@x.org",
+        "ok@example.net",
+        RAW,
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert [message.port for message in sink.messages] == [second]
+
+
+async def test_4xx_greeting_falls_back_to_the_next_host(
+    courier: Courier, sink: Sink
+) -> None:
+    busy = await sink.listen(greeting="421 4.3.2 Too busy, try later")
+    good = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(busy), _hop(good)], "a@x.org", "ok@example.net", RAW
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert [message.port for message in sink.messages] == [good]
+
+
+async def test_5xx_from_first_host_is_final(courier: Courier, sink: Sink) -> None:
+    first = await sink.listen()
+    second = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(first), _hop(second)], "a@x.org", "nouser@example.net", RAW
+    )
+
+    assert result.outcome is Outcome.BOUNCED
+    assert {connection.port for connection in sink.connections} == {first}
+
+
+async def test_no_host_answering_defers_with_the_last_failure(
+    courier: Courier, sink: Sink
+) -> None:
+    busy = await sink.listen(greeting="421 4.3.2 Too busy")
+    closed = free_port()
+
+    result = await courier.deliver(
+        [_hop(busy), _hop(closed)], "a@x.org", "ok@example.net", RAW
+    )
+
+    assert result.outcome is Outcome.DEFERRED
+    assert result.code is None
+    assert str(closed) in result.text
+
+
+async def test_mx_host_without_address_is_skipped(
+    courier: Courier, sink: Sink, dns_server: DnsServer
+) -> None:
+    port = await sink.listen()
+    dns_server.add("mx2.example.net", "A", "127.0.0.1")
+
+    result = await courier.deliver(
+        [Hop("mx1.example.net", port, 10), Hop("mx2.example.net", port, 20)],
+        "a@x.org",
+        "ok@example.net",
+        RAW,
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert result.mx_host == "mx2.example.net"
+
+
+async def test_idle_connection_is_reused_for_the_next_recipient(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    for rcpt in ("ok@example.net", "nouser@example.net", "ok@example.net"):
+        await courier.deliver([_hop(port)], "a@x.org", rcpt, RAW)
+
+    assert len(sink.connections) == 1
+    assert len(sink.messages) == 2
+
+
+async def test_idle_connection_closed_by_server_is_replaced(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+    await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+    await sink.hang_up()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+
+    assert result.outcome is Outcome.DELIVERED
+    assert len(sink.connections) == 2
+
+
+async def test_starttls_is_used_when_offered(
+    courier: Courier, sink: Sink, server_tls_context: ssl.SSLContext
+) -> None:
+    sink.tls_context = server_tls_context
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sink.messages[0].tls
+
+
+async def test_failed_starttls_retries_the_host_in_plain_text(
+    courier: Courier, sink: Sink, server_tls_context: ssl.SSLContext
+) -> None:
+    sink.tls_context = server_tls_context
+    sink.refuse_starttls = True
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+
+    assert result.outcome is Outcome.DELIVERED
+    assert not sink.messages[0].tls
+    assert len(sink.connections) == 2
