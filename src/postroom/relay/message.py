@@ -1,0 +1,217 @@
+"""What the submission listener reads from, and writes into, a message.
+
+Only the header section is parsed; the body is carried as opaque bytes, so
+a large or broken MIME body costs nothing and is relayed exactly as sent.
+
+The header section (RFC 5322 section 2.2) is cut into fields: a line that
+starts with a field name and a colon opens a field, a line that starts
+with a space or tab continues it, and the first empty line, or the first
+line that is neither, ends the section. Each field keeps its raw bytes so
+that removing one field leaves every other byte where it was.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import decode_header, make_header
+from email.utils import format_datetime, getaddresses
+
+# Bare CR or bare LF, or CRLF: every one of them becomes CRLF (RFC 5321
+# section 2.3.8 allows no other line ending in a message).
+_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
+_FIELD_NAME = re.compile(rb"[!-9;-~]+:")
+_FOLD = re.compile(r"\r\n(?=[ \t])")
+
+_CAMPAIGN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@/=-]{0,127}")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_HELO_UNSAFE = re.compile(r"[^!-'*-~]")  # no spaces, parentheses or controls
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One header field exactly as it was sent, folding and CRLF included."""
+
+    name: str
+    raw: bytes
+
+    @property
+    def value(self) -> str:
+        """The unfolded value, trimmed; bytes that are not UTF-8 become U+FFFD."""
+        text = self.raw.decode("utf-8", "replace")
+        unfolded = _FOLD.sub("", text.partition(":")[2])
+        return unfolded.strip()
+
+
+def normalize_line_endings(data: bytes) -> bytes:
+    """``data`` with every line ending, bare CR and bare LF as well, made CRLF."""
+    return _LINE_ENDING.sub(b"\r\n", data)
+
+
+def split_header(raw: bytes) -> tuple[list[HeaderField], bytes]:
+    """The header fields of a CRLF message, and the rest of it.
+
+    The rest starts with the empty line that ended the header section (or
+    with the first line that was not a header field) and runs to the end.
+    """
+    fields: list[HeaderField] = []
+    position = 0
+    while position < len(raw):
+        end = raw.find(b"\r\n", position)
+        end = len(raw) if end < 0 else end + 2
+        line = raw[position:end]
+        if line[:1] in (b" ", b"\t") and fields:
+            last = fields[-1]
+            fields[-1] = HeaderField(last.name, last.raw + line)
+        elif (match := _FIELD_NAME.match(line)) is not None:
+            name = match.group()[:-1].decode("ascii")
+            fields.append(HeaderField(name, line))
+        else:
+            break
+        position = end
+    return fields, raw[position:]
+
+
+def join_header(fields: Sequence[HeaderField], rest: bytes) -> bytes:
+    """The message made of ``fields`` followed by ``rest``."""
+    return b"".join(field.raw for field in fields) + rest
+
+
+def first_value(fields: Sequence[HeaderField], name: str) -> str | None:
+    """The value of the first field called ``name`` (any case), if one is there."""
+    wanted = name.lower()
+    for field in fields:
+        if field.name.lower() == wanted:
+            return field.value
+    return None
+
+
+def without(fields: Sequence[HeaderField], name: str) -> list[HeaderField]:
+    """``fields`` minus every field called ``name`` (any case)."""
+    wanted = name.lower()
+    return [field for field in fields if field.name.lower() != wanted]
+
+
+def clean_campaign(value: str) -> str | None:
+    """A campaign name from a header value, or None when it is not usable.
+
+    Campaign names end up in file names, URLs and CSV cells, so they are kept
+    to letters, digits and ``. _ : + @ / = -``, at most 128 characters.
+    """
+    value = value.strip()
+    return value if _CAMPAIGN.fullmatch(value) else None
+
+
+def display_names(fields: Sequence[HeaderField], addresses: Sequence[str]) -> list[str]:
+    """For each address, the display name the To: or Cc: header gives it, or "".
+
+    Addresses are compared without regard to case. RFC 2047 encoded words
+    in a name are decoded.
+    """
+    names: dict[str, str] = {}
+    values = [field.value for field in fields if field.name.lower() in ("to", "cc")]
+    for name, address in getaddresses(values):
+        key = address.casefold()
+        if key and name and key not in names:
+            names[key] = _decode_words(name)
+    return [names.get(address.casefold(), "") for address in addresses]
+
+
+def is_plausible_address(address: str) -> bool:
+    """Whether ``address`` is local@domain with a domain that could exist.
+
+    The domain is a dotted name of letter-digit-hyphen labels (non-ASCII
+    letters allowed, for SMTPUTF8) with a top label that is not all digits,
+    or an address literal such as ``[192.0.2.1]`` (RFC 5321 section 4.1.3).
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or not local or len(local) > 64 or len(address) > 254:
+        return False
+    if any(ord(c) < 33 or c == "\x7f" for c in address):
+        return False
+    if domain.startswith("[") and domain.endswith("]"):
+        return _is_address_literal(domain[1:-1])
+    return _is_plausible_domain(domain)
+
+
+def received_header(
+    *,
+    helo: str,
+    peer_ip: str,
+    peer_name: str | None,
+    hostname: str,
+    protocol: str,
+    transaction_id: str,
+    recipient: str | None,
+    when: datetime,
+) -> bytes:
+    """A ``Received:`` trace field (RFC 5321 section 4.4), folded, with CRLF.
+
+    ``protocol`` is ESMTP, ESMTPS, ESMTPA or ESMTPSA (RFC 3848). The ``for``
+    clause is only written for a single recipient, so one copy never shows
+    the other recipients of the same message.
+    """
+    literal = _address_literal(peer_ip)
+    tcp_info = f"{peer_name} {literal}" if peer_name else literal
+    lines = [
+        f"Received: from {_safe_helo(helo)} ({tcp_info})",
+        f"\tby {hostname} with {protocol} id {transaction_id}",
+    ]
+    if recipient is not None:
+        lines.append(f"\tfor <{recipient}>;")
+    else:
+        lines[-1] += ";"
+    lines.append(f"\t{format_datetime(when)}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def _decode_words(name: str) -> str:
+    try:
+        return str(make_header(decode_header(name))).strip()
+    except (ValueError, LookupError, UnicodeError):
+        return name.strip()
+
+
+def _is_plausible_domain(domain: str) -> bool:
+    if not domain or len(domain) > 253:
+        return False
+    labels = domain.removesuffix(".").split(".")
+    if len(labels) < 2 or labels[-1].isdigit():
+        return False
+    return all(_is_label(label) for label in labels)
+
+
+def _is_label(label: str) -> bool:
+    if label.isascii():
+        return _LABEL.fullmatch(label) is not None
+    # An internationalized label: letters and digits of any script, and
+    # inner hyphens; its A-label form is left to the resolver.
+    return (
+        0 < len(label) <= 63
+        and not label.startswith("-")
+        and not label.endswith("-")
+        and all(c.isalnum() or c == "-" for c in label)
+    )
+
+
+def _is_address_literal(text: str) -> bool:
+    candidate = text.removeprefix("IPv6:") if text.startswith("IPv6:") else text
+    try:
+        parsed = ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return (parsed.version == 6) == text.startswith("IPv6:")
+
+
+def _address_literal(ip: str) -> str:
+    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+
+
+def _safe_helo(helo: str) -> str:
+    # The HELO argument is whatever the client typed; keep it to one token
+    # without comment characters so the trace field stays parseable.
+    cleaned = _HELO_UNSAFE.sub("_", helo)[:255]
+    return cleaned or "unknown"

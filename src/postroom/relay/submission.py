@@ -1,0 +1,561 @@
+"""The SMTP submission listener: where applications hand mail to postroom.
+
+aiosmtpd speaks the protocol; this module decides. A client may relay when
+it connects from a trusted network or has authenticated (AUTH PLAIN or
+LOGIN, offered only after STARTTLS, RFC 4954 section 4); nobody else gets
+past RCPT, so postroom is never an open relay. A message is answered 250
+only after the store has committed it durably (RFC 5321 section 6.1:
+the 250 is a promise of delivery or of a bounce); a store failure is a 451
+and the client tries again.
+
+The listener runs in the caller's event loop. Nothing here blocks it: the
+scrypt check of a password runs in a worker thread, and the message is
+parsed no further than its header section.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import secrets
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, AnyStr
+
+import structlog
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from postroom.clock import Clock
+from postroom.config import Config, split_hostport
+from postroom.config.schema import TlsConfig
+from postroom.errors import ConfigError
+from postroom.queue.models import NewMessage, NewRecipient
+from postroom.queue.store import Store
+from postroom.relay import message as msg
+from postroom.relay.passwords import hash_password, verify_password
+
+_log = structlog.get_logger()
+
+NULL_SENDER = "<>"
+DEFAULT_CAMPAIGN = "default"
+
+_REPLY_OK_MAIL = "250 2.1.0 Ok"
+_REPLY_OK_RCPT = "250 2.1.5 Ok"
+_REPLY_AUTH_REQUIRED = "530 5.7.0 Authentication required"
+_REPLY_BAD_SENDER = "501 5.1.7 Bad sender address syntax"
+_REPLY_BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
+_REPLY_TOO_MANY = "452 4.5.3 Too many recipients"
+_REPLY_STORAGE = "451 4.3.0 Temporary storage failure, try again later"
+_REPLY_LOCAL_ERROR = "451 4.3.0 Local error in processing"
+
+# aiosmtpd's own replies carry no enhanced status code (RFC 3463), and a
+# few use a basic code clients misread; these are the ones it sends.
+_STOCK_REPLIES = {
+    "552 Error: message size exceeds fixed maximum message size": (
+        "552 5.3.4 Message size exceeds fixed maximum message size"
+    ),
+    "552 Error: Too much mail data": "552 5.3.4 Message too big for system",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": (
+        "554 5.6.0 Message has a line longer than 998 octets"
+    ),
+    "553 5.1.3 Error: malformed address": "501 5.1.3 Bad address syntax",
+    "503 Error: need MAIL command": "503 5.5.1 Need MAIL command first",
+    "503 Error: need RCPT command": "503 5.5.1 Need RCPT command first",
+    "503 Error: nested MAIL command": "503 5.5.1 Nested MAIL command",
+    "503 Error: send HELO first": "503 5.5.1 Send HELO first",
+    "503 Error: send EHLO first": "503 5.5.1 Send EHLO first",
+    "500 Error: bad syntax": "500 5.5.2 Bad syntax",
+    "500 Command line too long": "500 5.5.2 Command line too long",
+    "500 Error: strict ASCII mode": "500 5.5.2 Non-ASCII data not allowed here",
+}
+_STOCK_PREFIXES = (
+    ('500 Error: command "', "500 5.5.2 Command not recognized"),
+    ("501 Syntax: ", "501 5.5.4 Syntax: "),
+)
+
+# A reverse lookup that has not answered by then is left out of the
+# Received field rather than holding up the reply to DATA.
+_RDNS_TIMEOUT = 2.0
+# Up to this long, stop() lets messages being committed finish, so a client
+# is not cut off between a durable commit and its 250.
+_DRAIN_TIMEOUT = 10.0
+# AUTH attempts per connection: enough for a typo, too few to guess with.
+_AUTH_ATTEMPTS = 3
+
+
+class SubmissionServer:
+    """The listener on ``submission.listen``, in the running event loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        on_accept: Callable[[], None] | None = None,
+    ) -> None:
+        """Prepare the listener; `ConfigError` when TLS files are unusable."""
+        self._config = config
+        self._tls = _tls_context(config.submission.tls)
+        self._handler = _Handler(config, store, clock, on_accept)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[_Protocol] = set()
+
+    @property
+    def port(self) -> int:
+        """The TCP port the listener is bound to (after `start`)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the submission listener is not running")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Bind the listening socket and start serving clients."""
+        host, port = split_hostport(self._config.submission.listen)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: self._new_session(loop), host, port
+        )
+        _log.info(
+            "submission.listening",
+            host=host,
+            port=self.port,
+            starttls=self._tls is not None,
+            auth=self._tls is not None and bool(self._config.submission.users),
+        )
+
+    async def stop(self) -> None:
+        """Stop listening, let commits in progress finish, close every session."""
+        if self._server is None:
+            return
+        self._server.close()
+        await self._handler.drain()
+        for session in list(self._sessions):
+            session.close()
+        await self._server.wait_closed()
+        self._server = None
+        _log.info("submission.stopped")
+
+    def _new_session(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
+        submission = self._config.submission
+        excluded = () if submission.users else ("PLAIN", "LOGIN")
+        return _Protocol(
+            self._handler,
+            self._sessions,
+            data_size_limit=submission.max_message_size,
+            enable_SMTPUTF8=True,
+            hostname=self._config.hostname,
+            ident="ESMTP postroom",
+            tls_context=self._tls,
+            timeout=submission.timeout.total_seconds(),
+            auth_require_tls=True,
+            auth_exclude_mechanism=excluded,
+            command_call_limit={"AUTH": _AUTH_ATTEMPTS, "*": 2**31},
+            loop=loop,
+        )
+
+
+class _Session(Session):
+    """aiosmtpd's session with what postroom learns about the client."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.user: str | None = None
+        self.peer_name: str | None = None
+        self.peer_name_known = False
+
+    # aiosmtpd writes this deprecated attribute on every AUTH and warns each
+    # time; the user is kept in `user` instead.
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+    @property
+    def peer_ip(self) -> str:
+        peer = self.peer
+        return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+
+class _Protocol(SMTP):
+    """One SMTP connection: aiosmtpd's state machine, postroom's AUTH."""
+
+    def __init__(
+        self, handler: _Handler, sessions: set[_Protocol], **options: Any
+    ) -> None:
+        super().__init__(handler, **options)
+        self._postroom = handler
+        self._sessions = sessions
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._sessions.discard(self)
+        super().connection_lost(error)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            status = _enhanced(status)
+        await super().push(status)
+
+    # RFC 4616. aiosmtpd's own PLAIN and LOGIN check the password inside the
+    # event loop; these read the exchange the same way and check in a thread.
+    async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
+        response = await self._initial_response(args)
+        if response is None:
+            return AuthResult(success=False)
+        parts = response.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Cannot split the PLAIN response")
+            return AuthResult(success=False)
+        authzid, login, password = parts
+        if authzid and authzid != login:
+            # Acting as another identity is not offered.
+            return AuthResult(success=False, handled=False)
+        return await self._check(login, password)
+
+    async def auth_LOGIN(self, _: object, args: list[str]) -> AuthResult:
+        login = await self._initial_response(args, self.AuthLoginUsernameChallenge)
+        if login is None:
+            return AuthResult(success=False)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False)
+        return await self._check(login, password)
+
+    async def _initial_response(
+        self, args: list[str], challenge: str = ""
+    ) -> bytes | None:
+        # RFC 4954 section 4: the first response comes with the command or
+        # after an empty challenge. None means a reply was already sent.
+        if len(args) == 1:
+            answer = await self.challenge_auth(challenge)
+            return answer if isinstance(answer, bytes) else None
+        decoded = _b64decode(args[1])
+        if decoded is None:
+            await self.push("501 5.5.2 Cannot decode base64")
+        return decoded
+
+    async def _check(self, login: bytes, password: bytes) -> AuthResult:
+        session = self.session
+        assert isinstance(session, _Session)
+        user = await self._postroom.authenticate(login, password)
+        if user is None:
+            _log.warning("submission.auth_failed", peer=session.peer_ip)
+            return AuthResult(success=False, handled=False)
+        session.user = user
+        _log.info("submission.authenticated", peer=session.peer_ip, user=user)
+        return AuthResult(success=True, auth_data=user)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    message: NewMessage
+    transaction_id: str
+
+
+class _Handler:
+    """aiosmtpd hooks: who may relay, what is stored, what is answered."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        on_accept: Callable[[], None] | None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._on_accept = on_accept
+        self._trusted = [
+            ipaddress.ip_network(network, strict=False)
+            for network in config.submission.trusted_networks
+        ]
+        # Checked against unknown user names, so a failure takes as long
+        # whether or not the name exists.
+        self._decoy_hash = hash_password(secrets.token_hex(16))
+        self._committing: set[asyncio.Task[Any]] = set()
+
+    # -- aiosmtpd hooks ----------------------------------------------------
+
+    async def handle_EHLO(
+        self,
+        server: _Protocol,
+        session: _Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [line for line in responses if line != "250-AUTH "]
+        # aiosmtpd reads commands one by one from a buffer and answers in
+        # order, which is all RFC 2920 asks of a server.
+        lines.insert(-1, "250-PIPELINING")
+        return lines
+
+    async def handle_MAIL(
+        self,
+        server: _Protocol,
+        session: _Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        if address != NULL_SENDER and not msg.is_plausible_address(address):
+            return _REPLY_BAD_SENDER
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return _REPLY_OK_MAIL
+
+    async def handle_RCPT(
+        self,
+        server: _Protocol,
+        session: _Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        if not (session.authenticated or self._is_trusted(session.peer_ip)):
+            _log.warning("submission.relay_denied", peer=session.peer_ip, rcpt=address)
+            return _REPLY_AUTH_REQUIRED
+        if not msg.is_plausible_address(address):
+            return _REPLY_BAD_RECIPIENT
+        known = {rcpt.casefold() for rcpt in envelope.rcpt_tos}
+        if address.casefold() in known:
+            # RFC 5321 section 3.3 lets a repeated recipient be accepted
+            # once; a second row would mean a second copy.
+            return _REPLY_OK_RCPT
+        if len(envelope.rcpt_tos) >= self._config.submission.max_recipients:
+            return _REPLY_TOO_MANY
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return _REPLY_OK_RCPT
+
+    async def handle_DATA(
+        self, server: _Protocol, session: _Session, envelope: Envelope
+    ) -> str:
+        prepared = await self._prepare(server, session, envelope)
+        message = prepared.message
+
+        commit = asyncio.ensure_future(self._store.accept(message, self._clock.now()))
+        self._committing.add(commit)
+        commit.add_done_callback(self._committing.discard)
+        try:
+            # Shielded: a client that hangs up now does not cut a commit in
+            # half; it gets no 250 and will send again (at least once).
+            accepted = await asyncio.shield(commit)
+        except Exception:
+            _log.exception(
+                "submission.store_failed",
+                peer=session.peer_ip,
+                transaction_id=prepared.transaction_id,
+            )
+            return _REPLY_STORAGE
+
+        _log.info(
+            "submission.accepted",
+            queue_id=accepted.queue_id,
+            transaction_id=prepared.transaction_id,
+            campaign=message.campaign,
+            mail_from=message.mail_from,
+            recipients=len(message.recipients),
+            size=len(message.raw),
+            peer=session.peer_ip,
+            user=session.user,
+        )
+        if accepted.suppressed:
+            _log.info(
+                "submission.suppressed",
+                queue_id=accepted.queue_id,
+                campaign=message.campaign,
+                recipients=list(accepted.suppressed),
+            )
+        self._wake_workers()
+        return f"250 2.0.0 Ok: queued as {accepted.queue_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        _log.exception("submission.error", error=type(error).__name__)
+        return _REPLY_LOCAL_ERROR
+
+    # -- what the protocol asks of the handler -----------------------------
+
+    async def authenticate(self, login: bytes, password: bytes) -> str | None:
+        """The user name when ``login`` and ``password`` match the config."""
+        try:
+            user = login.decode("utf-8")
+            secret = password.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        hashed = self._config.submission.users.get(user)
+        matched = await asyncio.to_thread(
+            verify_password, secret, hashed or self._decoy_hash
+        )
+        return user if matched and hashed is not None else None
+
+    async def drain(self) -> None:
+        """Wait a bounded time for the commits in progress to finish."""
+        if self._committing:
+            await asyncio.wait(set(self._committing), timeout=_DRAIN_TIMEOUT)
+
+    # -- steps ---------------------------------------------------------------
+
+    async def _prepare(
+        self, server: _Protocol, session: _Session, envelope: Envelope
+    ) -> _Prepared:
+        raw = msg.normalize_line_endings(envelope.original_content or b"")
+        fields, rest = msg.split_header(raw)
+        header = self._config.campaigns.header
+        campaign = self._campaign(msg.first_value(fields, header), session)
+        fields = msg.without(fields, header)
+
+        recipients = tuple(envelope.rcpt_tos)
+        names = msg.display_names(fields, recipients)
+        transaction_id = secrets.token_hex(8)
+        received = msg.received_header(
+            helo=session.host_name or "",
+            peer_ip=session.peer_ip,
+            peer_name=await self._peer_name(session),
+            hostname=self._config.hostname,
+            protocol=_protocol_name(session),
+            transaction_id=transaction_id,
+            recipient=recipients[0] if len(recipients) == 1 else None,
+            when=self._clock.now(),
+        )
+
+        mail_from = envelope.mail_from or ""
+        message = NewMessage(
+            mail_from="" if mail_from == NULL_SENDER else mail_from,
+            recipients=tuple(
+                NewRecipient(address, name)
+                for address, name in zip(recipients, names, strict=True)
+            ),
+            raw=received + msg.join_header(fields, rest),
+            campaign=campaign,
+            submitted_by=session.user,
+            client_address=session.peer_ip,
+            message_id=msg.first_value(fields, "Message-ID") or None,
+        )
+        return _Prepared(message, transaction_id)
+
+    def _campaign(self, header_value: str | None, session: _Session) -> str:
+        if header_value is not None:
+            campaign = msg.clean_campaign(header_value)
+            if campaign is not None:
+                return campaign
+            _log.warning(
+                "submission.campaign_invalid",
+                peer=session.peer_ip,
+                header=self._config.campaigns.header,
+                value=header_value[:200],
+            )
+        if session.user is not None:
+            return msg.clean_campaign(session.user) or DEFAULT_CAMPAIGN
+        return DEFAULT_CAMPAIGN
+
+    async def _peer_name(self, session: _Session) -> str | None:
+        if session.peer_name_known:
+            return session.peer_name
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(_RDNS_TIMEOUT):
+                name, _ = await loop.getnameinfo(
+                    (session.peer_ip, 0), socket.NI_NAMEREQD
+                )
+        except (OSError, TimeoutError, UnicodeError):
+            name = None
+        session.peer_name = name
+        session.peer_name_known = True
+        return name
+
+    def _is_trusted(self, peer_ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer_ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._trusted)
+
+    def _wake_workers(self) -> None:
+        if self._on_accept is None:
+            return
+        try:
+            self._on_accept()
+        except Exception:
+            # The message is stored and answered; a worker that was not
+            # woken finds it on its next poll.
+            _log.exception("submission.wake_failed")
+
+
+def _protocol_name(session: _Session) -> str:
+    """The ``with`` keyword of the Received field (RFC 3848)."""
+    if not session.extended_smtp:
+        return "SMTP"
+    name = "ESMTP"
+    if session.ssl is not None:
+        name += "S"
+    if session.authenticated:
+        name += "A"
+    return name
+
+
+def _enhanced(reply: str) -> str:
+    if reply in _STOCK_REPLIES:
+        return _STOCK_REPLIES[reply]
+    for prefix, replacement in _STOCK_PREFIXES:
+        if reply.startswith(prefix):
+            if replacement.endswith(" "):
+                return replacement + reply.removeprefix(prefix)
+            return replacement
+    return reply
+
+
+def _b64decode(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return None
+
+
+def _tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
+    """A server context from the configured files; None when TLS is off."""
+    if tls.cert is None or tls.key is None:
+        return None
+    for key, path in (
+        ("submission.tls.cert", tls.cert),
+        ("submission.tls.key", tls.key),
+    ):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError([f"{key}: cannot read {path}: {exc.strerror}"]) from exc
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            [
+                "submission.tls.cert, submission.tls.key: not a PEM certificate "
+                f"and its private key: {exc.reason or exc}"
+            ]
+        ) from exc
+    return context

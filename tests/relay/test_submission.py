@@ -1,0 +1,669 @@
+"""The submission listener, over real SMTP sessions on loopback.
+
+Clients are Python's smtplib run in a thread, or a raw socket where the
+exact bytes on the wire are the point. Messages land in the real SQLite
+store in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from postroom.clock import ManualClock
+from postroom.config import Config
+from postroom.errors import ConfigError, StorageError
+from postroom.queue.models import Accepted, NewMessage
+from postroom.queue.open import open_store
+from postroom.queue.store import Store
+from postroom.relay.passwords import hash_password
+from postroom.relay.submission import SubmissionServer
+
+APP_PASSWORD = "correct horse battery staple"
+APP_HASH = hash_password(APP_PASSWORD)
+
+
+# -- arranging --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def make_config(tmp_path: Path, **submission: Any) -> Config:
+    settings: dict[str, Any] = {"listen": f"127.0.0.1:{free_port()}"}
+    settings.update(submission)
+    return Config.model_validate(
+        {
+            "hostname": "relay.test",
+            "data_dir": str(tmp_path / "var"),
+            "submission": settings,
+        }
+    )
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[trustme.CA, dict[str, str]]:
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1", "relay.test")
+    cert = tmp_path / "cert.pem"
+    key = tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    return authority, {"cert": str(cert), "key": str(key)}
+
+
+@asynccontextmanager
+async def opened(config: Config) -> AsyncIterator[Store]:
+    store = open_store(config)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def serving(
+    config: Config,
+    store: Any,
+    clock: ManualClock,
+    on_accept: Callable[[], None] | None = None,
+) -> AsyncIterator[SubmissionServer]:
+    server = SubmissionServer(config, store, clock, on_accept)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def message(
+    *,
+    to: str = '"Ann Example" <ann@example.com>',
+    extra: str = "",
+    body: str = "Hello.\r\n",
+) -> bytes:
+    return (
+        f"From: Survey <survey@app.test>\r\nTo: {to}\r\n{extra}"
+        "Subject: Your invitation\r\nMessage-ID: <m1@app.test>\r\n\r\n"
+        f"{body}"
+    ).encode()
+
+
+def send(
+    port: int, mail_from: str, rcpts: list[str], data: bytes
+) -> dict[str, tuple[int, bytes]]:
+    """One smtplib transaction; raises smtplib's errors on refusal."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.test")
+        client.mail(mail_from)
+        refused = {}
+        for rcpt in rcpts:
+            code, text = client.rcpt(rcpt)
+            if code != 250:
+                refused[rcpt] = (code, text)
+        if refused:
+            return refused
+        code, text = client.data(data)
+        return {"DATA": (code, text)}
+
+
+async def converse(port: int, lines: list[bytes]) -> list[str]:
+    """Send raw bytes line by line, each after the previous reply; the replies."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    replies = [await read_reply(reader)]
+    try:
+        for line in lines:
+            writer.write(line)
+            await writer.drain()
+            if line.endswith(b"\r\n"):
+                replies.append(await read_reply(reader))
+    finally:
+        writer.close()
+    return replies
+
+
+async def read_reply(reader: asyncio.StreamReader) -> str:
+    lines = []
+    while True:
+        line = await asyncio.wait_for(reader.readline(), 5)
+        lines.append(line.decode().rstrip("\r\n"))
+        if len(line) < 4 or line[3:4] != b"-":
+            return "\n".join(lines)
+
+
+def queue_id_of(reply: bytes | str) -> str:
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    match = re.search(r"queued as (\S+)", text)
+    assert match is not None, text
+    return match.group(1)
+
+
+# -- relaying and what is stored --------------------------------------------
+
+
+async def test_trusted_client_relays_and_the_store_holds_the_stamped_message(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    data = message(
+        to='"Ann Example" <ann@example.com>, bob@example.org',
+        extra="Cc: =?utf-8?q?Zo=C3=AB_Roe?= <zoe@example.net>\r\n"
+        "X-Campaign-ID:  survey-42 \r\n",
+        body="line one\nline two\rline three\r\n",
+    )
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send,
+            server.port,
+            "bounces@app.test",
+            ["ann@example.com", "bob@example.org", "ZOE@example.net"],
+            data,
+        )
+        code, text = result["DATA"]
+        queue_id = queue_id_of(text)
+        stored = await store.get_message(queue_id)
+        raw = await store.load_raw(queue_id)
+        recipients = await store.recipients(queue_id=queue_id)
+
+    assert code == 250
+    assert text.startswith(b"2.0.0 Ok: queued as ")
+    assert stored.campaign == "survey-42"
+    assert stored.mail_from == "bounces@app.test"
+    assert stored.message_id == "<m1@app.test>"
+    assert stored.client_address == "127.0.0.1"
+    assert re.match(
+        rb"Received: from client\.test \((\S+ )?\[127\.0\.0\.1\]\)\r\n"
+        rb"\tby relay\.test with ESMTP id [0-9a-f]+;\r\n"
+        rb"\tMon, 05 Jan 2026 09:00:00 \+0000\r\n"
+        rb"From: Survey",
+        raw,
+    ), raw[:300]
+    assert b"X-Campaign-ID" not in raw
+    assert b"line one\r\nline two\r\nline three\r\n" in raw
+    assert raw.count(b"\n") == raw.count(b"\r\n")
+    assert {(r.address, r.display_name) for r in recipients} == {
+        ("ann@example.com", "Ann Example"),
+        ("bob@example.org", ""),
+        ("ZOE@example.net", "Zoë Roe"),
+    }
+
+
+async def test_single_recipient_is_named_in_the_received_field(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], message()
+        )
+        raw = await store.load_raw(queue_id_of(result["DATA"][1]))
+        stored = await store.get_message(queue_id_of(result["DATA"][1]))
+
+    header = raw.split(b"From: ", 1)[0]
+    assert b"\tfor <ann@example.com>;\r\n" in header
+    assert stored.campaign == "default"
+
+
+async def test_an_unusable_campaign_header_falls_back_to_default_and_is_removed(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    data = message(extra="X-Campaign-ID: <script>alert(1)</script>\r\n")
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], data
+        )
+        queue_id = queue_id_of(result["DATA"][1])
+        stored = await store.get_message(queue_id)
+        raw = await store.load_raw(queue_id)
+
+    assert stored.campaign == "default"
+    assert b"script" not in raw
+
+
+async def test_null_sender_is_accepted_and_stored_as_empty(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "<>", ["ann@example.com"], message()
+        )
+        stored = await store.get_message(queue_id_of(result["DATA"][1]))
+
+    assert stored.mail_from == ""
+
+
+async def test_eight_bit_garbage_and_broken_mime_are_stored_as_sent(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    body = (
+        b"Content-Type: multipart/mixed; boundary=never-closed\r\n\r\n"
+        b"--never-closed\r\n\xff\xfe\x80 caf\xe9 \x00\r\n"
+    )
+    data = message() + body
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], data
+        )
+        raw = await store.load_raw(queue_id_of(result["DATA"][1]))
+
+    assert raw.endswith(data)
+
+
+async def test_on_accept_is_called_once_per_stored_message(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    calls: list[None] = []
+
+    async with (
+        opened(config) as store,
+        serving(config, store, clock, lambda: calls.append(None)) as server,
+    ):
+        await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], message()
+        )
+
+    assert calls == [None]
+
+
+# -- who may relay ----------------------------------------------------------
+
+
+async def test_untrusted_client_without_auth_cannot_relay(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path, trusted_networks=["10.0.0.0/8"])
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        refused = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], message()
+        )
+        stats = await store.stats()
+
+    code, text = refused["ann@example.com"]
+    assert code == 530
+    assert text.startswith(b"5.7.0")
+    assert stats.queued == 0
+
+
+async def test_auth_is_neither_offered_nor_accepted_before_starttls(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[Any, dict[str, str]]
+) -> None:
+    _, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    def try_auth(port: int) -> tuple[bool, bool, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("client.test")
+            offered = client.has_extn("auth")
+            starttls = client.has_extn("starttls")
+            return offered, starttls, client.docmd("AUTH", "PLAIN AGFwcABzZWNyZXQ=")
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        offered, starttls, (code, text) = await asyncio.to_thread(try_auth, server.port)
+
+    assert starttls
+    assert not offered
+    assert code == 538
+    assert text.startswith(b"5.7.11")
+
+
+def _client_context(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return context
+
+
+def _send_authenticated(
+    port: int, context: ssl.SSLContext, user: str, password: str, data: bytes
+) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.test")
+        client.starttls(context=context)
+        client.ehlo("client.test")
+        client.login(user, password)
+        client.mail("bounces@app.test")
+        client.rcpt("ann@example.com")
+        return client.data(data)
+
+
+async def test_good_auth_over_starttls_relays_from_an_untrusted_address(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        code, text = await asyncio.to_thread(
+            _send_authenticated,
+            server.port,
+            _client_context(authority),
+            "app",
+            APP_PASSWORD,
+            message(),
+        )
+        queue_id = queue_id_of(text)
+        stored = await store.get_message(queue_id)
+        raw = await store.load_raw(queue_id)
+
+    assert code == 250
+    assert stored.submitted_by == "app"
+    assert stored.campaign == "app"
+    assert b" with ESMTPSA id " in raw
+
+
+async def test_wrong_password_is_refused_with_535(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            await asyncio.to_thread(
+                _send_authenticated,
+                server.port,
+                _client_context(authority),
+                "app",
+                "wrong",
+                message(),
+            )
+
+    assert refused.value.smtp_code == 535
+    assert refused.value.smtp_error.startswith(b"5.7.8")
+
+
+async def test_auth_login_with_unknown_user_is_refused_with_535(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    def login(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.starttls(context=_client_context(authority))
+            client.ehlo("client.test")
+            client.user, client.password = "nobody", APP_PASSWORD
+            return client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            await asyncio.to_thread(login, server.port)
+
+    assert refused.value.smtp_code == 535
+
+
+def test_unreadable_tls_key_is_a_config_error_naming_the_key(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    _, tls = tls_files
+    config = make_config(
+        tmp_path, tls={"cert": tls["cert"], "key": str(tmp_path / "missing.pem")}
+    )
+
+    with pytest.raises(ConfigError) as error:
+        SubmissionServer(config, object(), clock)  # type: ignore[arg-type]
+
+    assert "submission.tls.key" in str(error.value)
+
+
+# -- limits and syntax ------------------------------------------------------
+
+
+async def test_oversize_message_gets_552_after_data_and_nothing_is_stored(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path, max_message_size=2000)
+    data = message(body="x" * 70 + "\r\n") * 50
+
+    def send_without_size(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("client.test")
+            client.mail("bounces@app.test")
+            client.rcpt("ann@example.com")
+            try:
+                return client.data(data)
+            except smtplib.SMTPDataError as error:
+                return error.smtp_code, error.smtp_error
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        code, text = await asyncio.to_thread(send_without_size, server.port)
+        stats = await store.stats()
+
+    assert code == 552
+    assert text.startswith(b"5.3.4")
+    assert stats.queued == 0
+
+
+async def test_size_parameter_over_the_limit_is_refused_at_mail(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path, max_message_size=2000)
+
+    def mail_with_size(port: int) -> tuple[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("client.test")
+            advertised = client.esmtp_features["size"]
+            return advertised, client.mail("bounces@app.test", ["SIZE=2001"])
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        advertised, (code, text) = await asyncio.to_thread(mail_with_size, server.port)
+
+    assert advertised == "2000"
+    assert code == 552
+    assert text.startswith(b"5.3.4")
+
+
+@pytest.mark.parametrize(
+    "rcpt",
+    ["<nobody>", "<nobody@localhost>", "<a@-bad-.example>", "<a@example.123>"],
+)
+async def test_implausible_recipient_address_gets_501_5_1_3(
+    tmp_path: Path, clock: ManualClock, rcpt: str
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"EHLO client.test\r\n",
+                b"MAIL FROM:<bounces@app.test>\r\n",
+                f"RCPT TO:{rcpt}\r\n".encode(),
+            ],
+        )
+
+    assert replies[-1].startswith("501 5.1.3"), replies[-1]
+
+
+async def test_recipients_beyond_the_limit_get_452_4_5_3(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path, max_recipients=2)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"EHLO client.test\r\n",
+                b"MAIL FROM:<bounces@app.test>\r\n",
+                b"RCPT TO:<a@example.com>\r\n",
+                b"RCPT TO:<b@example.com>\r\n",
+                b"RCPT TO:<c@example.com>\r\n",
+            ],
+        )
+
+    assert replies[3].startswith("250")
+    assert replies[4].startswith("250")
+    assert replies[5].startswith("452 4.5.3"), replies[5]
+
+
+async def test_ehlo_advertises_the_promised_extensions(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path, max_message_size=12345)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(server.port, [b"EHLO client.test\r\n"])
+
+    ehlo = replies[1].splitlines()
+    assert "250-SIZE 12345" in ehlo
+    assert {"250-8BITMIME", "250-PIPELINING", "250-SMTPUTF8"} <= set(ehlo)
+    assert not any("STARTTLS" in line or "AUTH" in line for line in ehlo)
+
+
+# -- hostile input ----------------------------------------------------------
+
+SMUGGLED = (
+    b"MAIL FROM:<evil@attacker.test>{eol}RCPT TO:<victim@example.com>{eol}"
+    b"DATA{eol}Subject: smuggled{eol}{eol}smuggled text{eol}"
+)
+
+
+@pytest.mark.parametrize(
+    "end",
+    [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"],
+    ids=["LF.LF", "CRLF.LF", "LF.CRLF", "CR.CRLF", "CRLF.CR"],
+)
+async def test_a_false_end_of_data_never_splits_one_message_into_two(
+    tmp_path: Path, clock: ManualClock, end: bytes
+) -> None:
+    config = make_config(tmp_path)
+    smuggled = SMUGGLED.replace(b"{eol}", b"\n")
+    payload = b"Subject: first\r\n\r\nhello" + end + smuggled + b"\r\n.\r\nQUIT\r\n"
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"EHLO client.test\r\nMAIL FROM:<bounces@app.test>\r\n"
+            b"RCPT TO:<ann@example.com>\r\nDATA\r\n" + payload
+        )
+        await writer.drain()
+        transcript = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        recipients = await store.recipients()
+        raw = await store.load_raw(recipients[0].queue_id)
+
+    assert transcript.count(b"queued as") == 1
+    assert [r.address for r in recipients] == ["ann@example.com"]
+    assert b"smuggled text" in raw
+    assert b"MAIL FROM:<evil@attacker.test>" in raw
+
+
+async def test_garbage_commands_are_answered_and_the_next_session_works(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"\xff\xfe\x00garbage\r\n",
+                b"HELLOTHERE\r\n",
+                b"MAIL FROM:<bounces@app.test>\r\n",
+                b"EHLO client.test\r\n",
+                b"MAIL FROM:not an address at all\r\n",
+                b"RCPT TO:<ann@example.com>\r\n",
+                b"DATA\r\n",
+                b"\r\n",
+                b"NOOP\r\n",
+            ],
+        )
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], message()
+        )
+
+    codes = [reply[:3] for reply in replies]
+    assert codes == [
+        "220",
+        "500",
+        "500",
+        "503",
+        "250",
+        "501",
+        "503",
+        "503",
+        "500",
+        "250",
+    ]
+    assert result["DATA"][0] == 250
+
+
+# -- storage failure ----------------------------------------------------------
+
+
+class BrokenOnce:
+    """The real store, except that the first accept fails like a full disk."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failures = 0
+
+    async def accept(self, message: NewMessage, now: datetime) -> Accepted:
+        if self.failures == 0:
+            self.failures += 1
+            raise StorageError("database or disk is full")
+        return await self._store.accept(message, now)
+
+
+async def test_storage_failure_answers_451_and_the_client_can_retry(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    def send_twice(port: int) -> list[tuple[int, bytes]]:
+        outcomes = []
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            for _ in range(2):
+                client.ehlo("client.test")
+                client.mail("bounces@app.test")
+                client.rcpt("ann@example.com")
+                try:
+                    outcomes.append(client.data(message()))
+                except smtplib.SMTPDataError as error:
+                    outcomes.append((error.smtp_code, error.smtp_error))
+        return outcomes
+
+    async with opened(config) as store:
+        broken = BrokenOnce(store)
+        async with serving(config, broken, clock) as server:
+            first, second = await asyncio.to_thread(send_twice, server.port)
+        recipients = await store.recipients()
+
+    assert first == (451, b"4.3.0 Temporary storage failure, try again later")
+    assert second[0] == 250
+    assert len(recipients) == 1
+    assert recipients[0].queue_id == queue_id_of(second[1])
