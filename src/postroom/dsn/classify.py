@@ -88,9 +88,10 @@ class Verdict:
 
 # Order matters: the first rule that matches wins, so the specific causes
 # that servers like to word vaguely ("rejected", "not accepted") come
-# before the broad ones.
+# before the broad ones. Patterns are lower case and matched against
+# lowered text: IGNORECASE makes these alternations several times slower.
 _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), category)
+    (re.compile(pattern), category)
     for pattern, category in (
         (
             r"\bspf\b|\bdkim\b|\bdmarc\b|sender policy framework"
@@ -211,6 +212,8 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
     )
 )
 
+_MAX_TEXT = 800
+
 _STATUS_RULES: dict[tuple[int, int], Category] = {
     (1, 1): Category.UNKNOWN_USER,
     (1, 2): Category.UNKNOWN_DOMAIN,
@@ -277,6 +280,7 @@ def classify(
 
 def category_from_text(text: str) -> Category | None:
     """The category that the wording of a reply names, or None."""
+    text = text[:_MAX_TEXT].lower()
     for pattern, category in _TEXT_RULES:
         if pattern.search(text):
             return category

@@ -68,14 +68,17 @@ def parse_delivery_status(text: str) -> DeliveryStatus:
 def _starts_group(key: str, groups: list[dict[str, str]]) -> bool:
     """Whether a field opens a new per-recipient group (RFC 3464 2.3).
 
-    Original-Recipient, when present, comes first in its group;
-    Final-Recipient opens a group unless it follows its Original-Recipient.
+    Original-Recipient and Final-Recipient come first in a group, in
+    either order; either one opens a new group unless it completes the
+    pair that the current group has just begun.
     """
-    if key == "original-recipient":
-        return True
-    if key != "final-recipient":
+    if key not in ("original-recipient", "final-recipient"):
         return False
-    return not groups or "final-recipient" in groups[-1]
+    if not groups or key in groups[-1]:
+        return True
+    return any(
+        name not in ("original-recipient", "final-recipient") for name in groups[-1]
+    )
 
 
 def _recipient(group: dict[str, str]) -> RecipientFields:
