@@ -1,0 +1,189 @@
+"""The SQLite store's tables, its migrations and how a connection is set up.
+
+The schema version lives in ``PRAGMA user_version``. Each migration is one
+script applied in its own transaction together with the new version number,
+so a crash mid-migration leaves the previous version intact. A database
+newer than this build is refused rather than guessed at.
+
+Times are integer microseconds since the Unix epoch, UTC: plain integers
+compare and index well, and one format is used everywhere.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from postroom.errors import StorageError
+
+log = structlog.get_logger()
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+_V1 = """
+CREATE TABLE messages (
+    queue_id       TEXT PRIMARY KEY,
+    mail_from      TEXT NOT NULL,
+    campaign       TEXT NOT NULL,
+    submitted_by   TEXT,
+    client_address TEXT NOT NULL,
+    message_id     TEXT,
+    accepted_at    INTEGER NOT NULL,
+    size           INTEGER NOT NULL,
+    raw            BLOB,
+    final_at       INTEGER
+);
+CREATE INDEX messages_campaign ON messages (campaign);
+CREATE INDEX messages_final ON messages (final_at) WHERE final_at IS NOT NULL;
+CREATE INDEX messages_unpurged ON messages (final_at)
+    WHERE final_at IS NOT NULL AND raw IS NOT NULL;
+
+CREATE TABLE recipients (
+    id              INTEGER PRIMARY KEY,
+    queue_id        TEXT NOT NULL
+                    REFERENCES messages (queue_id) ON DELETE CASCADE,
+    address         TEXT NOT NULL,
+    display_name    TEXT NOT NULL DEFAULT '',
+    campaign        TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('queued', 'deferred',
+                    'delivered', 'bounced', 'expired', 'suppressed', 'invalid')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    accepted_at     INTEGER NOT NULL,
+    next_attempt_at INTEGER,
+    updated_at      INTEGER NOT NULL,
+    lease_until     INTEGER,
+    last_code       INTEGER,
+    last_status     TEXT,
+    last_reply      TEXT
+);
+CREATE INDEX recipients_message ON recipients (queue_id);
+CREATE INDEX recipients_state ON recipients (state);
+CREATE INDEX recipients_campaign_state ON recipients (campaign, state);
+-- lease_due and next_due_at walk this index in time order; lease_until is
+-- in it so that leased rows are skipped without reading the table. Queries
+-- must repeat this exact state term for SQLite to pick the partial index.
+CREATE INDEX recipients_due ON recipients (next_attempt_at, lease_until)
+    WHERE state IN ('queued', 'deferred');
+CREATE INDEX recipients_leased ON recipients (lease_until)
+    WHERE lease_until IS NOT NULL;
+
+CREATE TABLE attempts (
+    id           INTEGER PRIMARY KEY,
+    recipient_id INTEGER NOT NULL
+                 REFERENCES recipients (id) ON DELETE CASCADE,
+    at           INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    mx_host      TEXT,
+    code         INTEGER,
+    status       TEXT,
+    text         TEXT NOT NULL
+);
+CREATE INDEX attempts_recipient ON attempts (recipient_id, at);
+CREATE INDEX attempts_at ON attempts (at);
+CREATE INDEX attempts_deferred ON attempts (at) WHERE outcome = 'deferred';
+
+CREATE TABLE bounce_records (
+    id           INTEGER PRIMARY KEY,
+    recipient_id INTEGER REFERENCES recipients (id) ON DELETE SET NULL,
+    address      TEXT NOT NULL,
+    campaign     TEXT,
+    at           INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    code         INTEGER,
+    status       TEXT,
+    category     TEXT NOT NULL,
+    hard         INTEGER NOT NULL,
+    diagnostic   TEXT NOT NULL,
+    remote_mta   TEXT,
+    source       TEXT NOT NULL
+);
+CREATE INDEX bounce_records_recipient ON bounce_records (recipient_id);
+CREATE INDEX bounce_records_at ON bounce_records (at);
+
+CREATE TABLE suppressions (
+    scope      TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, address)
+) WITHOUT ROWID;
+
+CREATE TABLE secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Index i holds the script that takes the schema from version i to i + 1.
+# Append only: a released migration is never edited.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+
+
+def to_db(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch, UTC."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no time zone; the store keeps UTC")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_db(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def from_db_or_none(value: int | None) -> datetime | None:
+    return None if value is None else from_db(value)
+
+
+def address_key(address: str) -> str:
+    """The form in which addresses are compared for suppression."""
+    # RFC 5321 section 2.4 lets a server treat local parts case-sensitively,
+    # but no mailbox provider does, and a suppression must not be dodged by
+    # a change of case.
+    return address.lower()
+
+
+def connect(path: Path, *, max_pages: int | None = None) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL,
+    ``synchronous=FULL`` so that every commit is on disk before it returns."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        conn.row_factory = sqlite3.Row
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StorageError(f"{path}: could not switch to WAL mode ({mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if max_pages is not None:
+            conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
+        conn.create_function("address_key", 1, address_key, deterministic=True)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the schema to the newest version; the version it is at now."""
+    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    latest = len(MIGRATIONS)
+    if current > latest:
+        raise StorageError(
+            f"{path} has schema version {current}, newer than the {latest} this "
+            "build knows; refusing to use it"
+        )
+    for version in range(current + 1, latest + 1):
+        script = MIGRATIONS[version - 1]
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("store.migrated", path=str(path), version=version)
+    return latest

@@ -1,0 +1,70 @@
+"""Stores under test, behind the `Store` interface.
+
+Each backend is a `Backend` that can open (and, after a close, reopen) a
+store on the same storage; the `store` fixture is parametrised over every
+backend so that one suite checks them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from postroom.queue.models import NewMessage, NewRecipient
+from postroom.queue.sqlite import SqliteStore
+from postroom.queue.store import Store
+
+
+@dataclass
+class Backend:
+    """Opens stores on one storage location and closes them at the end."""
+
+    name: str
+    path: Path
+    opened: list[Store] = field(default_factory=list)
+
+    async def open(self) -> Store:
+        store = SqliteStore(self.path)
+        await store.open()
+        self.opened.append(store)
+        return store
+
+    async def close_all(self) -> None:
+        for store in self.opened:
+            await store.close()
+
+
+@pytest.fixture(params=["sqlite"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Backend]:
+    chosen = Backend(request.param, tmp_path / "queue.sqlite3")
+    yield chosen
+    await chosen.close_all()
+
+
+@pytest.fixture
+async def store(backend: Backend) -> Store:
+    return await backend.open()
+
+
+def message(
+    *addresses: str,
+    campaign: str = "survey-1",
+    raw: bytes = b"Subject: hello\r\n\r\nbody\r\n",
+    names: dict[str, str] | None = None,
+) -> NewMessage:
+    """A message to ``addresses``; ``names`` gives display names."""
+    names = names or {}
+    return NewMessage(
+        mail_from="invite@panel.example",
+        recipients=tuple(NewRecipient(a, names.get(a, "")) for a in addresses),
+        raw=raw,
+        campaign=campaign,
+        submitted_by="panel",
+        client_address="127.0.0.1",
+        message_id="<m1@panel.example>",
+    )
