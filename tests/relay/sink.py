@@ -148,7 +148,7 @@ class _Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        local = address.partition("@")[0].lower()
+        local = _script_key(address)
         if local == "slow":
             await asyncio.sleep(SLOW_SECONDS)
         reply = SCRIPT.get(local)
@@ -162,7 +162,7 @@ class _Handler:
     ) -> str:
         self.connection.transactions += 1
         rcpt = envelope.rcpt_tos[0]
-        scripted = DATA_SCRIPT.get(rcpt.partition("@")[0].lower())
+        scripted = DATA_SCRIPT.get(_script_key(rcpt))
         if scripted is not None:
             return scripted
         tls = session.ssl is not None
@@ -211,6 +211,10 @@ class _SinkSMTP(SMTP):  # type: ignore[misc]
             await self.push("454 4.7.0 TLS not available due to temporary reason")
             return
         await super().smtp_STARTTLS(arg)
+
+
+def _script_key(address: str) -> str:
+    return address.partition("@")[0].partition("+")[0].lower()
 
 
 def _greeter(line: bytes) -> Any:
