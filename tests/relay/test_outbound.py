@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -26,7 +28,7 @@ async def courier(
 ) -> AsyncIterator[Courier]:
     delivery = DeliveryConfig(
         dns=DnsConfig(nameservers=("127.0.0.1",), port=dns_server.port),
-        connect_timeout=timedelta(seconds=2),
+        connect_timeout=timedelta(seconds=0.5),
         command_timeout=timedelta(seconds=5),
     )
     config = config.model_copy(update={"hostname": "relay.test", "delivery": delivery})
@@ -137,6 +139,44 @@ async def test_4xx_greeting_falls_back_to_the_next_host(
     assert [message.port for message in sink.messages] == [good]
 
 
+async def test_host_that_never_greets_times_out_to_the_next_host(
+    courier: Courier, sink: Sink
+) -> None:
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    silent = await asyncio.start_server(mute, "127.0.0.1", 0)
+    silent_port = silent.sockets[0].getsockname()[1]
+    good = await sink.listen()
+
+    async with silent:
+        result = await courier.deliver(
+            [_hop(silent_port), _hop(good)], "a@x.org", "ok@example.net", RAW
+        )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert [message.port for message in sink.messages] == [good]
+
+
+async def test_connections_leave_from_the_source_address(
+    config: Config, clock: ManualClock, sink: Sink
+) -> None:
+    if not _can_bind("127.0.0.2"):
+        pytest.skip("this system routes only 127.0.0.1 on loopback")
+    delivery = DeliveryConfig(source_ip="127.0.0.2")
+    courier = Courier(
+        config.model_copy(update={"delivery": delivery}), MxResolver(delivery, clock)
+    )
+    port = await sink.listen()
+
+    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+    await courier.close()
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sink.connections[0].peer[0] == "127.0.0.2"
+
+
 async def test_5xx_from_first_host_is_final(courier: Courier, sink: Sink) -> None:
     first = await sink.listen()
     second = await sink.listen()
@@ -230,3 +270,12 @@ async def test_failed_starttls_retries_the_host_in_plain_text(
     assert result.outcome is Outcome.DELIVERED
     assert not sink.messages[0].tls
     assert len(sink.connections) == 2
+
+
+def _can_bind(address: str) -> bool:
+    try:
+        with socket.socket() as sock:
+            sock.bind((address, 0))
+    except OSError:
+        return False
+    return True
