@@ -8,6 +8,8 @@ store in a temporary directory.
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import re
 import smtplib
 import socket
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 import trustme
 
 from postroom.clock import ManualClock
@@ -293,7 +297,7 @@ async def test_on_accept_is_called_once_per_stored_message(
 # -- who may relay ----------------------------------------------------------
 
 
-async def test_untrusted_client_without_auth_cannot_relay(
+async def test_untrusted_client_cannot_relay_where_auth_is_not_offered(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     config = make_config(tmp_path, trusted_networks=["10.0.0.0/8"])
@@ -305,9 +309,31 @@ async def test_untrusted_client_without_auth_cannot_relay(
         stats = await store.stats()
 
     code, text = refused["ann@example.com"]
+    assert code == 554
+    assert text.startswith(b"5.7.1")
+    assert stats.queued == 0
+
+
+async def test_untrusted_client_is_told_to_authenticate_where_auth_is_offered(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=["10.0.0.0/8"], users={"app": APP_HASH}, tls=tls
+    )
+
+    def relay_without_login(port: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.starttls(context=_client_context(authority))
+            client.ehlo("client.test")
+            client.mail("bounces@app.test")
+            return client.rcpt("ann@example.com")
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        code, text = await asyncio.to_thread(relay_without_login, server.port)
+
     assert code == 530
     assert text.startswith(b"5.7.0")
-    assert stats.queued == 0
 
 
 async def test_auth_is_neither_offered_nor_accepted_before_starttls(
@@ -437,6 +463,58 @@ def test_unreadable_tls_key_is_a_config_error_naming_the_key(
         SubmissionServer(config, object(), clock)  # type: ignore[arg-type]
 
     assert "submission.tls.key" in str(error.value)
+
+
+async def test_auth_secrets_never_reach_a_log_line(
+    tmp_path: Path,
+    clock: ManualClock,
+    tls_files: tuple[trustme.CA, dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+    wrong = "hunter2-not-the-password"
+    plain = base64.b64encode(f"\0app\0{wrong}".encode()).decode()
+    login = base64.b64encode(wrong.encode()).decode()
+
+    def try_both(port: int) -> list[int]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.starttls(context=_client_context(authority))
+            client.ehlo("client.test")
+            codes = [client.docmd("AUTH", f"PLAIN {plain}")[0]]
+            codes.append(client.docmd("AUTH", "LOGIN YXBw")[0])
+            codes.append(client.docmd(login)[0])
+            return codes
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mail.log")
+    with structlog.testing.capture_logs() as events:
+        async with opened(config) as store, serving(config, store, clock) as server:
+            codes = await asyncio.to_thread(try_both, server.port)
+
+    assert codes == [535, 334, 535]
+    for secret in (wrong, plain, login):
+        assert secret not in caplog.text
+        assert secret not in repr(events)
+    assert [e["event"] for e in events].count("submission.auth_failed") == 2
+    assert "AUTH" in caplog.text  # aiosmtpd's debug lines were captured
+
+
+async def test_an_idle_session_is_closed_after_the_configured_timeout(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path, timeout="0.3s")
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        greeting = await read_reply(reader)
+        rest = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+
+    assert greeting.startswith("220 relay.test")
+    assert rest == b""
 
 
 # -- limits and syntax ------------------------------------------------------

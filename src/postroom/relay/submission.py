@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, AnyStr
 
 import structlog
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, TLSSetupException
 
 from postroom.clock import Clock
 from postroom.config import Config, split_hostport
@@ -46,6 +46,7 @@ DEFAULT_CAMPAIGN = "default"
 _REPLY_OK_MAIL = "250 2.1.0 Ok"
 _REPLY_OK_RCPT = "250 2.1.5 Ok"
 _REPLY_AUTH_REQUIRED = "530 5.7.0 Authentication required"
+_REPLY_RELAY_DENIED = "554 5.7.1 Relay access denied"
 _REPLY_BAD_SENDER = "501 5.1.7 Bad sender address syntax"
 _REPLY_BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
 _REPLY_TOO_MANY = "452 4.5.3 Too many recipients"
@@ -71,6 +72,19 @@ _STOCK_REPLIES = {
     "500 Error: bad syntax": "500 5.5.2 Bad syntax",
     "500 Command line too long": "500 5.5.2 Command line too long",
     "500 Error: strict ASCII mode": "500 5.5.2 Non-ASCII data not allowed here",
+    "555 MAIL FROM parameters not recognized or not implemented": (
+        "555 5.5.4 MAIL FROM parameters not recognized or not implemented"
+    ),
+    "555 RCPT TO parameters not recognized or not implemented": (
+        "555 5.5.4 RCPT TO parameters not recognized or not implemented"
+    ),
+    "501 Error: BODY can only be one of 7BIT, 8BITMIME": (
+        "501 5.5.4 BODY can only be one of 7BIT, 8BITMIME"
+    ),
+    "501 Error: SMTPUTF8 takes no arguments": "501 5.5.4 SMTPUTF8 takes no arguments",
+    "501 Not enough value": "501 5.5.4 AUTH needs a mechanism",
+    "501 Too many values": "501 5.5.4 Too many AUTH arguments",
+    "503 Already authenticated": "503 5.5.1 Already authenticated",
 }
 _STOCK_PREFIXES = (
     ('500 Error: command "', "500 5.5.2 Command not recognized"),
@@ -283,6 +297,10 @@ class _Handler:
         self._store = store
         self._clock = clock
         self._on_accept = on_accept
+        # AUTH is only ever offered inside TLS (RFC 4954 section 4).
+        self._auth_offered = config.submission.tls.enabled and bool(
+            config.submission.users
+        )
         self._trusted = [
             ipaddress.ip_network(network, strict=False)
             for network in config.submission.trusted_networks
@@ -333,7 +351,7 @@ class _Handler:
     ) -> str:
         if not (session.authenticated or self._is_trusted(session.peer_ip)):
             _log.warning("submission.relay_denied", peer=session.peer_ip, rcpt=address)
-            return _REPLY_AUTH_REQUIRED
+            return _REPLY_AUTH_REQUIRED if self._auth_offered else _REPLY_RELAY_DENIED
         if not msg.is_plausible_address(address):
             return _REPLY_BAD_RECIPIENT
         known = {rcpt.casefold() for rcpt in envelope.rcpt_tos}
@@ -390,7 +408,12 @@ class _Handler:
         return f"250 2.0.0 Ok: queued as {accepted.queue_id}"
 
     async def handle_exception(self, error: Exception) -> str:
-        _log.exception("submission.error", error=type(error).__name__)
+        if isinstance(error, TLSSetupException):
+            # A client that cannot complete the handshake; the connection
+            # is closed and nothing is answered.
+            _log.warning("submission.tls_failed", reason=str(error.__cause__))
+        else:
+            _log.exception("submission.error", error=type(error).__name__)
         return _REPLY_LOCAL_ERROR
 
     # -- what the protocol asks of the handler -----------------------------
