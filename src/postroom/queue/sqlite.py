@@ -67,6 +67,15 @@ class _Job:
     future: asyncio.Future[Any]
 
 
+class _JobFailed(Exception):
+    """One job met a database error that may have ended the transaction."""
+
+    def __init__(self, job: _Job, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.job = job
+        self.error = error
+
+
 def _storage_error(exc: sqlite3.Error) -> StorageError:
     error = StorageError(f"database error: {exc}")
     error.__cause__ = exc
@@ -192,12 +201,28 @@ class SqliteStore(Store):
         return batch, False
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """Run ``batch`` in one transaction and answer every job in it.
+
+        When one job meets a database error (disk full, I/O error), SQLite
+        may have abandoned the whole transaction: that job fails, and the
+        others run again, from scratch, in a fresh transaction.
+        """
+        while batch:
+            batch = self._try_batch(conn, batch)
+
+    def _try_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Job]:
+        """Commit and answer ``batch``; the jobs left to run again, if any."""
         answers: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 answers.append(self._run_job(conn, job))
             conn.execute("COMMIT")
+        except _JobFailed as failed:
+            self._roll_back(conn)
+            log.error("store.write_failed", error=str(failed.__cause__))
+            _answer(failed.job, None, failed.error)
+            return [job for job in batch if job is not failed.job]
         except Exception as exc:
             self._roll_back(conn)
             log.error("store.commit_failed", jobs=len(batch), error=str(exc))
@@ -211,11 +236,12 @@ class SqliteStore(Store):
             own = {id(job): err for job, _, err in answers if err is not None}
             for job in batch:
                 _answer(job, None, own.get(id(job), error))
-            return
+            return []
 
         self.commits += 1
         for job, value, err in answers:
             _answer(job, value, err)
+        return []
 
     @staticmethod
     def _run_job(
@@ -226,10 +252,8 @@ class SqliteStore(Store):
             value = job.run(conn)
         except sqlite3.IntegrityError as exc:
             error: BaseException = _storage_error(exc)
-        except sqlite3.Error:
-            # Disk full, I/O error, corruption: SQLite may have abandoned the
-            # whole transaction, so the batch fails as one.
-            raise
+        except sqlite3.Error as exc:
+            raise _JobFailed(job, _storage_error(exc)) from exc
         except Exception as exc:
             error = exc
         else:
