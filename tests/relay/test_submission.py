@@ -745,3 +745,61 @@ async def test_storage_failure_answers_451_and_the_client_can_retry(
     assert second[0] == 250
     assert len(recipients) == 1
     assert recipients[0].queue_id == queue_id_of(second[1])
+
+
+# -- lifecycle ----------------------------------------------------------------
+
+
+class Gated:
+    """The real store, whose accept waits until the test opens the gate."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def accept(self, message: NewMessage, now: datetime) -> Accepted:
+        self.entered.set()
+        await self.gate.wait()
+        return await self._store.accept(message, now)
+
+
+async def test_stop_lets_a_message_being_committed_get_its_250(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store:
+        gated = Gated(store)
+        server = SubmissionServer(config, gated, clock)  # type: ignore[arg-type]
+        await server.start()
+        client = asyncio.ensure_future(
+            asyncio.to_thread(
+                send, server.port, "bounces@app.test", ["ann@example.com"], message()
+            )
+        )
+        await asyncio.wait_for(gated.entered.wait(), 5)
+        stopping = asyncio.ensure_future(server.stop())
+        await asyncio.sleep(0.05)
+        stopped_early = stopping.done()
+        gated.gate.set()
+        await asyncio.wait_for(stopping, 5)
+        result = await asyncio.wait_for(client, 5)
+        recipients = await store.recipients()
+
+    assert not stopped_early
+    assert result["DATA"][0] == 250
+    assert recipients[0].queue_id == queue_id_of(result["DATA"][1])
+
+
+async def test_a_listen_address_in_use_is_a_config_error_naming_the_key(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock):
+        second = SubmissionServer(config, store, clock)
+        with pytest.raises(ConfigError) as error:
+            await second.start()
+
+    assert "submission.listen" in str(error.value)

@@ -94,8 +94,9 @@ _STOCK_PREFIXES = (
 # A reverse lookup that has not answered by then is left out of the
 # Received field rather than holding up the reply to DATA.
 _RDNS_TIMEOUT = 2.0
-# Up to this long, stop() lets messages being committed finish, so a client
-# is not cut off between a durable commit and its 250.
+# Up to this long, stop() lets transactions in DATA finish, so a client is
+# not cut off between a durable commit and its 250; and as long again for
+# commits whose client was cut off.
 _DRAIN_TIMEOUT = 10.0
 # AUTH attempts per connection: enough for a typo, too few to guess with.
 _AUTH_ATTEMPTS = 3
@@ -127,12 +128,20 @@ class SubmissionServer:
         return port
 
     async def start(self) -> None:
-        """Bind the listening socket and start serving clients."""
+        """Bind the listening socket and start serving clients.
+
+        `ConfigError` names ``submission.listen`` when the address cannot be
+        bound (in use, not local, no permission).
+        """
         host, port = split_hostport(self._config.submission.listen)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: self._new_session(loop), host, port
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: self._new_session(loop), host, port
+            )
+        except OSError as exc:
+            problem = f"submission.listen: cannot listen on {host}:{port}: {exc}"
+            raise ConfigError([problem]) from exc
         _log.info(
             "submission.listening",
             host=host,
@@ -142,16 +151,31 @@ class SubmissionServer:
         )
 
     async def stop(self) -> None:
-        """Stop listening, let commits in progress finish, close every session."""
+        """Stop listening, let transactions in DATA finish, close every session."""
         if self._server is None:
             return
         self._server.close()
-        await self._handler.drain()
+        await self._finish_transactions()
         for session in list(self._sessions):
             session.close()
+        # A client cut off above leaves its commit running; let it end
+        # before the caller closes the store.
+        await self._handler.drain()
         await self._server.wait_closed()
         self._server = None
         _log.info("submission.stopped")
+
+    async def _finish_transactions(self) -> None:
+        waiters = [
+            asyncio.ensure_future(session.idle.wait())
+            for session in self._sessions
+            if not session.idle.is_set()
+        ]
+        if not waiters:
+            return
+        _, unfinished = await asyncio.wait(waiters, timeout=_DRAIN_TIMEOUT)
+        for waiter in unfinished:
+            waiter.cancel()
 
     def _new_session(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
         submission = self._config.submission
@@ -206,6 +230,8 @@ class _Protocol(SMTP):
         super().__init__(handler, **options)
         self._postroom = handler
         self._sessions = sessions
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
@@ -221,6 +247,15 @@ class _Protocol(SMTP):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # Between DATA and its final reply a transaction is in progress;
+        # stop() waits for `idle` so the reply to a stored message is sent.
+        self.idle.clear()
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.idle.set()
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
