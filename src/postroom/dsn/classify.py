@@ -138,6 +138,13 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
             Category.MESSAGE_TOO_LARGE,
         ),
         (
+            r"after mail from|sender (address )?(rejected|refused|denied"
+            r"|verify failed|invalid|domain)|mail from .*(rejected|refused)|domain of sender"
+            r"|sender .*(not|does not) (exist|resolve)|bad sender|invalid sender"
+            r"|envelope sender|return path",
+            Category.SENDER_REJECTED,
+        ),
+        (
             r"(account|mailbox|user|address) (is |has been )?(disabled|suspended"
             r"|inactive|deactivated|locked|frozen|blocked)|inactive (user|account)"
             r"|not active|expired account|account (is )?expired",
@@ -170,13 +177,6 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
             r"|is not a known user|no account by that name|mailbox not present"
             r"|user not exist|unknown account|address (does not|doesn't) exist",
             Category.UNKNOWN_USER,
-        ),
-        (
-            r"sender (address )?(rejected|refused|denied|verify failed|invalid"
-            r"|domain)|mail from .*(rejected|refused)|domain of sender"
-            r"|sender .*(not|does not) (exist|resolve)|bad sender|invalid sender"
-            r"|envelope sender|return path",
-            Category.SENDER_REJECTED,
         ),
         (
             r"retry time(out)? (not reached|exceeded)|timeout exceeded"

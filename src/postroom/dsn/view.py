@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.errors import MessageError
 from email.header import decode_header, make_header
 
 from postroom.dsn.mime import Part, parse_headers, walk
@@ -105,7 +106,7 @@ def decode_words(value: str) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except (LookupError, ValueError, UnicodeError, AssertionError):
+    except (LookupError, ValueError, UnicodeError, MessageError):
         return value
 
 

@@ -1,0 +1,179 @@
+from datetime import UTC, datetime
+
+from postroom.dsn import Action, Category, ReportKind, parse
+
+DSN = b"""\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: bounces+abc@relay.example.com
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="BOUNDARY"
+
+--BOUNDARY
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--BOUNDARY
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Arrival-Date: Mon, 3 Jun 2024 10:00:00 +0000
+
+Original-Recipient: rfc822;alice@example.org
+Final-Recipient: rfc822; alice@example.org
+Action: failed
+Status: 5.0.0
+Remote-MTA: dns; in.example.org
+Diagnostic-Code: smtp; 550 5.1.1 <alice@example.org>: Recipient address
+    rejected: User unknown in local recipient table
+Last-Attempt-Date: Mon, 3 Jun 2024 10:05:00 +0000
+
+Final-Recipient: rfc822; bob@example.org
+Action: delayed
+Status: 4.2.2
+Diagnostic-Code: smtp; 452 4.2.2 Mailbox full
+
+Final-Recipient: rfc822; carol@example.org
+Action: delivered
+Status: 2.0.0
+
+--BOUNDARY
+Content-Type: text/rfc822-headers
+
+Message-ID: <m1@relay.example.com>
+X-Postroom-Rcpt: r42
+From: app@example.com
+
+--BOUNDARY--
+"""
+
+
+def test_every_recipient_group_becomes_a_record() -> None:
+    report = parse(DSN)
+
+    assert report.kind is ReportKind.DSN
+    assert [r.recipient for r in report.records] == [
+        "alice@example.org",
+        "bob@example.org",
+        "carol@example.org",
+    ]
+    assert [r.action for r in report.records] == [
+        Action.FAILED,
+        Action.DELAYED,
+        Action.DELIVERED,
+    ]
+
+
+def test_folded_diagnostic_is_read_whole_with_its_type_stripped() -> None:
+    alice = parse(DSN).records[0]
+
+    assert alice.diagnostic.startswith("550 5.1.1 <alice@example.org>")
+    assert alice.diagnostic.endswith("in local recipient table")
+    assert alice.reply_code == "550"
+    assert alice.remote_mta == "in.example.org"
+
+
+def test_generic_status_gives_way_to_specific_code_in_diagnostic() -> None:
+    alice = parse(DSN).records[0]
+
+    assert alice.status == "5.1.1"
+    assert alice.category is Category.UNKNOWN_USER
+    assert alice.hard is True
+
+
+def test_delayed_action_is_a_deferral_not_a_hard_bounce() -> None:
+    bob = parse(DSN).records[1]
+
+    assert bob.action is Action.DELAYED
+    assert bob.is_failure is False
+    assert bob.category is Category.MAILBOX_FULL
+    assert bob.hard is False
+
+
+def test_last_attempt_date_is_read() -> None:
+    alice = parse(DSN).records[0]
+
+    assert alice.date == datetime(2024, 6, 3, 10, 5, tzinfo=UTC)
+
+
+def test_returned_headers_and_envelope_address_are_exposed() -> None:
+    report = parse(DSN)
+
+    assert report.original_message_id == "<m1@relay.example.com>"
+    assert ("X-Postroom-Rcpt", "r42") in report.original_headers
+    assert report.envelope_to == "bounces+abc@relay.example.com"
+
+
+def test_crlf_line_endings_read_the_same() -> None:
+    assert parse(DSN.replace(b"\n", b"\r\n")) == parse(DSN)
+
+
+def test_global_delivery_status_is_read_as_utf8() -> None:
+    raw = DSN.replace(b"message/delivery-status", b"message/global-delivery-status")
+    raw = raw.replace(b"alice@example.org", "jos\u00e9@ex\u00e4mple.org".encode())
+
+    report = parse(raw)
+
+    assert report.records[0].recipient == "jos\u00e9@ex\u00e4mple.org"
+
+
+def test_unreadable_date_becomes_none() -> None:
+    raw = DSN.replace(b"Mon, 3 Jun 2024 10:05:00 +0000", b"yesterday-ish")
+
+    assert parse(raw).records[0].date is None
+
+
+def test_ordinary_message_is_not_a_bounce() -> None:
+    raw = b"From: a@example.com\nTo: b@example.org\nSubject: Hello\n\nSee you.\n"
+
+    report = parse(raw)
+
+    assert report.kind is ReportKind.NOT_BOUNCE
+    assert report.records == ()
+
+
+def test_auto_reply_is_recognised_and_carries_no_records() -> None:
+    raw = (
+        b"From: b@example.org\nTo: a@example.com\nSubject: Out of Office\n"
+        b"Auto-Submitted: auto-replied\n\nI am away until Monday.\n"
+    )
+
+    report = parse(raw)
+
+    assert report.kind is ReportKind.AUTO_REPLY
+    assert report.records == ()
+
+
+def test_exim_prose_bounce_is_read() -> None:
+    raw = b"""\
+From: Mail Delivery System <Mailer-Daemon@mx.example.net>
+To: app@example.com
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: dave@example.org
+Auto-Submitted: auto-replied
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  dave@example.org
+    SMTP error from remote mail server after RCPT TO:<dave@example.org>:
+    host in.example.org [192.0.2.20]: 550 5.1.1 No such user here
+
+------ This is a copy of the message, including all the headers. ------
+
+Message-ID: <m2@example.com>
+From: app@example.com
+"""
+
+    report = parse(raw)
+
+    assert report.kind is ReportKind.DSN
+    assert [(r.recipient, r.reply_code, r.status) for r in report.records] == [
+        ("dave@example.org", "550", "5.1.1")
+    ]
+    assert report.records[0].hard is True
+    assert report.original_message_id == "<m2@example.com>"
