@@ -69,6 +69,7 @@ class _Listener:
 class Sink:
     tls_context: ssl.SSLContext | None = None
     refuse_starttls: bool = False
+    smtputf8: bool = True
     messages: list[Received] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
     _listeners: dict[int, _Listener] = field(default_factory=dict)
@@ -190,6 +191,7 @@ class _SinkSMTP(SMTP):  # type: ignore[misc]
             hostname="sink.test",
             tls_context=sink.tls_context,
             decode_data=False,
+            enable_SMTPUTF8=sink.smtputf8,
         )
 
     def connection_made(self, transport: Any) -> None:

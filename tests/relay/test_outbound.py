@@ -96,6 +96,33 @@ async def test_5xx_at_data_bounces(courier: Courier, sink: Sink) -> None:
     )
 
 
+async def test_non_ascii_address_goes_out_with_smtputf8(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@x.org", "ok+jürgen@example.net", RAW
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sink.messages[0].rcpt == "ok+jürgen@example.net"
+
+
+async def test_non_ascii_address_bounces_without_smtputf8(
+    courier: Courier, sink: Sink
+) -> None:
+    sink.smtputf8 = False
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@x.org", "ok+jürgen@example.net", RAW
+    )
+
+    assert (result.outcome, result.status) == (Outcome.BOUNCED, "5.6.7")
+    assert not sink.messages
+
+
 async def test_reply_without_enhanced_code_gets_class_zero_zero(
     courier: Courier, sink: Sink
 ) -> None:

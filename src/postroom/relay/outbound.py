@@ -198,12 +198,24 @@ class Courier:
         smtp = session.smtp
         reused = session.transactions > 0
         opening = True
+        international = not (mail_from.isascii() and rcpt.isascii())
+        if international and not smtp.supports_extension("smtputf8"):
+            # RFC 6531 section 3.2: non-ASCII addresses need SMTPUTF8.
+            self._release(session)
+            return SmtpResult(
+                Outcome.BOUNCED,
+                host,
+                None,
+                "5.6.7",
+                "the address is not ASCII and the server does not offer SMTPUTF8",
+            )
+        options = ["SMTPUTF8"] if international else []
         try:
             if reused:
                 await smtp.rset()
-            await smtp.mail(mail_from)
+            await smtp.mail(mail_from, options=options, encoding="utf-8")
             opening = False
-            await smtp.rcpt(rcpt)
+            await smtp.rcpt(rcpt, encoding="utf-8")
             # aiosmtplib turns bare CR and LF into CRLF, ends the data with
             # CRLF and doubles leading dots (RFC 5321 section 4.5.2).
             response = await smtp.data(raw)
