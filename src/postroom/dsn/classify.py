@@ -139,7 +139,8 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
         ),
         (
             r"after mail from|sender (address )?(rejected|refused|denied"
-            r"|verify failed|invalid|domain)|mail from .*(rejected|refused)|domain of sender"
+            r"|verify failed|invalid|domain)|mail from .*(rejected|refused)"
+            r"|domain of sender"
             r"|sender .*(not|does not) (exist|resolve)|bad sender|invalid sender"
             r"|envelope sender|return path",
             Category.SENDER_REJECTED,
