@@ -803,3 +803,25 @@ async def test_a_listen_address_in_use_is_a_config_error_naming_the_key(
             await second.start()
 
     assert "submission.listen" in str(error.value)
+
+
+async def test_a_non_ascii_recipient_needs_an_smtputf8_transaction(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"EHLO client.test\r\n",
+                b"MAIL FROM:<bounces@app.test>\r\n",
+                "RCPT TO:<zoë@bücher.example>\r\n".encode(),
+                b"RSET\r\n",
+                b"MAIL FROM:<bounces@app.test> SMTPUTF8\r\n",
+                "RCPT TO:<zoë@bücher.example>\r\n".encode(),
+            ],
+        )
+
+    assert replies[3].startswith("553 5.6.7"), replies[3]
+    assert replies[6].startswith("250 2.1.5"), replies[6]

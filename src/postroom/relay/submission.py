@@ -49,6 +49,8 @@ _REPLY_AUTH_REQUIRED = "530 5.7.0 Authentication required"
 _REPLY_RELAY_DENIED = "554 5.7.1 Relay access denied"
 _REPLY_BAD_SENDER = "501 5.1.7 Bad sender address syntax"
 _REPLY_BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
+# RFC 6531 section 3.5: a non-ASCII address only in a SMTPUTF8 transaction.
+_REPLY_NEEDS_SMTPUTF8 = "553 5.6.7 Non-ASCII address needs MAIL FROM with SMTPUTF8"
 _REPLY_TOO_MANY = "452 4.5.3 Too many recipients"
 _REPLY_STORAGE = "451 4.3.0 Temporary storage failure, try again later"
 _REPLY_LOCAL_ERROR = "451 4.3.0 Local error in processing"
@@ -372,6 +374,8 @@ class _Handler:
     ) -> str:
         if address != NULL_SENDER and not msg.is_plausible_address(address):
             return _REPLY_BAD_SENDER
+        if not address.isascii() and "SMTPUTF8" not in options:
+            return _REPLY_NEEDS_SMTPUTF8
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return _REPLY_OK_MAIL
@@ -389,6 +393,8 @@ class _Handler:
             return _REPLY_AUTH_REQUIRED if self._auth_offered else _REPLY_RELAY_DENIED
         if not msg.is_plausible_address(address):
             return _REPLY_BAD_RECIPIENT
+        if not address.isascii() and not envelope.smtp_utf8:
+            return _REPLY_NEEDS_SMTPUTF8
         known = {rcpt.casefold() for rcpt in envelope.rcpt_tos}
         if address.casefold() in known:
             # RFC 5321 section 3.3 lets a repeated recipient be accepted
