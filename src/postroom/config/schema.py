@@ -17,13 +17,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     field_validator,
     model_validator,
 )
 
-from postroom.config.units import parse_duration, parse_size
+from postroom.config.units import format_duration, parse_duration, parse_size
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 

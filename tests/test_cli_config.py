@@ -1,0 +1,58 @@
+"""The command line's handling of configuration files, as a user meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+POSTROOM = [sys.executable, "-m", "postroom"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*POSTROOM, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_config_check_accepts_the_embedded_default() -> None:
+    result = run("config", "check")
+
+    assert result.returncode == 0
+    assert "ok:" in result.stdout
+
+
+def test_a_broken_config_stops_serve_naming_each_key_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "postroom.yaml"
+    broken.write_text("queue:\n  max_age: 4.5x\nsubmission:\n  lisen: 1.2.3.4:25\n")
+
+    result = run("serve", "--config", str(broken))
+
+    assert result.returncode == 2
+    assert "queue.max_age: '4.5x' is not a duration" in result.stderr
+    assert "submission.lisen: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    result = run("config", "check", "--config", str(tmp_path / "nope.yaml"))
+
+    assert result.returncode == 2
+    assert "nope.yaml" in result.stderr
+    assert "cannot read the file" in result.stderr
+
+
+def test_config_show_prints_the_effective_values(tmp_path: Path) -> None:
+    path = tmp_path / "postroom.yaml"
+    path.write_text("queue: {max_age: 2d}\n")
+
+    result = run("config", "show", "--config", str(path))
+
+    shown = yaml.safe_load(result.stdout)
+    assert result.returncode == 0
+    assert shown["queue"]["max_age"] == "2d"
+    assert shown["submission"]["listen"] == "127.0.0.1:2525"
