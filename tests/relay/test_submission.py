@@ -486,6 +486,8 @@ async def test_auth_secrets_never_reach_a_log_line(
             codes = [client.docmd("AUTH", f"PLAIN {plain}")[0]]
             codes.append(client.docmd("AUTH", "LOGIN YXBw")[0])
             codes.append(client.docmd(login)[0])
+            codes.append(client.docmd("AUTH", "LOGIN YXBw")[0])
+            codes.append(client.docmd(f"{wrong} typed in clear")[0])
             return codes
 
     caplog.set_level(logging.DEBUG)
@@ -494,7 +496,7 @@ async def test_auth_secrets_never_reach_a_log_line(
         async with opened(config) as store, serving(config, store, clock) as server:
             codes = await asyncio.to_thread(try_both, server.port)
 
-    assert codes == [535, 334, 535]
+    assert codes == [535, 334, 535, 334, 501]
     for secret in (wrong, plain, login):
         assert secret not in caplog.text
         assert secret not in repr(events)

@@ -55,8 +55,10 @@ _REPLY_TOO_MANY = "452 4.5.3 Too many recipients"
 _REPLY_STORAGE = "451 4.3.0 Temporary storage failure, try again later"
 _REPLY_LOCAL_ERROR = "451 4.3.0 Local error in processing"
 
-# aiosmtpd's own replies carry no enhanced status code (RFC 3463), and a
-# few use a basic code clients misread; these are the ones it sends.
+# aiosmtpd's own replies carry no enhanced status code (RFC 3463); these are
+# the ones it sends, with one. Two also change their basic code: a malformed
+# address is a 501 like every other address syntax error here, and an
+# over-long line refuses the message (554), not a command.
 _STOCK_REPLIES = {
     "552 Error: message size exceeds fixed maximum message size": (
         "552 5.3.4 Message size exceeds fixed maximum message size"
@@ -284,8 +286,8 @@ class _Protocol(SMTP):
         login = await self._initial_response(args, self.AuthLoginUsernameChallenge)
         if login is None:
             return AuthResult(success=False)
-        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
-        if not isinstance(password, bytes):
+        password = await self._challenge(self.AuthLoginPasswordChallenge)
+        if password is None:
             return AuthResult(success=False)
         return await self._check(login, password)
 
@@ -295,12 +297,25 @@ class _Protocol(SMTP):
         # RFC 4954 section 4: the first response comes with the command or
         # after an empty challenge. None means a reply was already sent.
         if len(args) == 1:
-            answer = await self.challenge_auth(challenge)
-            return answer if isinstance(answer, bytes) else None
-        decoded = _b64decode(args[1])
-        if decoded is None:
+            return await self._challenge(challenge)
+        return await self._decoded(args[1].encode("ascii", "replace"))
+
+    async def _challenge(self, challenge: str) -> bytes | None:
+        # aiosmtpd's challenge_auth would log an undecodable answer, which
+        # may well be a password typed in clear, at debug level.
+        await self.push(b"334 " + base64.b64encode(challenge.encode()))
+        answer = (await self._reader.readline()).strip()
+        if answer == b"*":
+            await self.push("501 5.7.0 Authentication cancelled")
+            return None
+        return await self._decoded(answer)
+
+    async def _decoded(self, text: bytes) -> bytes | None:
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error:
             await self.push("501 5.5.2 Cannot decode base64")
-        return decoded
+            return None
 
     async def _check(self, login: bytes, password: bytes) -> AuthResult:
         session = self.session
@@ -588,13 +603,6 @@ def _enhanced(reply: str) -> str:
                 return replacement + reply.removeprefix(prefix)
             return replacement
     return reply
-
-
-def _b64decode(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        return None
 
 
 def _tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
