@@ -424,7 +424,7 @@ class _Handler:
     async def handle_DATA(
         self, server: _Protocol, session: _Session, envelope: Envelope
     ) -> str:
-        prepared = await self._prepare(server, session, envelope)
+        prepared = await self._prepare(session, envelope)
         message = prepared.message
 
         commit = asyncio.ensure_future(self._store.accept(message, self._clock.now()))
@@ -494,9 +494,7 @@ class _Handler:
 
     # -- steps ---------------------------------------------------------------
 
-    async def _prepare(
-        self, server: _Protocol, session: _Session, envelope: Envelope
-    ) -> _Prepared:
+    async def _prepare(self, session: _Session, envelope: Envelope) -> _Prepared:
         raw = msg.normalize_line_endings(envelope.original_content or b"")
         fields, rest = msg.split_header(raw)
         header = self._config.campaigns.header
