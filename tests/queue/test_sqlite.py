@@ -205,3 +205,27 @@ def test_open_store_refuses_postgresql_in_this_build(config: Config) -> None:
 
     with pytest.raises(StorageError, match="PostgreSQL"):
         open_store(configured)
+
+
+async def test_close_finishes_the_writes_already_queued(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    await store.open()
+    pending = [
+        asyncio.create_task(store.accept(message(f"r{i}@x.example"), clock.now()))
+        for i in range(10)
+    ]
+    await asyncio.sleep(0)  # every task queues its write and waits
+
+    await store.close()
+    accepted = await asyncio.gather(*pending)
+
+    reopened = SqliteStore(tmp_path / "queue.sqlite3")
+    await reopened.open()
+    try:
+        stored = {r.queue_id for r in await reopened.recipients()}
+    finally:
+        await reopened.close()
+    assert stored == {a.queue_id for a in accepted}
+    assert len(stored) == 10

@@ -166,9 +166,12 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             ready.set_exception(_storage_error(exc))
             return
+        except Exception as exc:
+            ready.set_exception(exc)
+            return
         try:
             version = migrate(conn, self.path)
-        except (sqlite3.Error, StorageError) as exc:
+        except Exception as exc:
             conn.close()
             error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
             ready.set_exception(error)
@@ -180,7 +183,7 @@ class SqliteStore(Store):
             while not stop:
                 batch, stop = self._next_batch()
                 if batch:
-                    self._commit_batch(conn, batch)
+                    self._commit_batch_safely(conn, batch)
         finally:
             conn.close()
 
@@ -199,6 +202,19 @@ class SqliteStore(Store):
                 return batch, True
             batch.append(job)
         return batch, False
+
+    def _commit_batch_safely(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        # A bug here must not stop the writer thread: every later write
+        # would wait forever.
+        try:
+            self._commit_batch(conn, batch)
+        except Exception as exc:
+            log.exception("store.writer_failed")
+            self._roll_back(conn)
+            error = StorageError(f"write failed: {exc!r}")
+            error.__cause__ = exc
+            for job in batch:
+                _answer(job, None, error)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         """Run ``batch`` in one transaction and answer every job in it.
