@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
@@ -60,7 +60,7 @@ def _load(config_path: Path | None) -> Config:
         _fail_config(exc)
 
 
-def _fail_config(exc: ConfigError) -> Any:
+def _fail_config(exc: ConfigError) -> NoReturn:
     click.echo(f"postroom: configuration error in {exc.source or 'config'}:", err=True)
     for problem in exc.problems:
         click.echo(f"  {problem}", err=True)

@@ -10,7 +10,7 @@ from postroom.clock import ManualClock
 from postroom.config.schema import DeliveryConfig, DnsConfig
 from postroom.errors import RouteError
 from postroom.relay.mx import Hop, MxResolver, NoSuchDomain, NullMx
-from tests.relay.dnsserver import DnsServer
+from tests.peers.dnsserver import DnsServer
 
 
 def _resolver(

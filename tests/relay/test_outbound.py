@@ -16,8 +16,8 @@ from postroom.config.schema import DeliveryConfig, DnsConfig
 from postroom.queue.models import Outcome
 from postroom.relay.mx import Hop, MxResolver
 from postroom.relay.outbound import Courier
-from tests.relay.dnsserver import DnsServer, free_port
-from tests.relay.sink import Sink
+from tests.peers.dnsserver import DnsServer, free_port
+from tests.peers.sink import Sink
 
 RAW = b"From: a@example.org\nTo: b@example.net\nSubject: hi\n\n.leading dot\nbye"
 

@@ -15,8 +15,8 @@ from postroom.queue.models import Accepted, NewMessage, NewRecipient, Outcome, S
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
 from postroom.relay.worker import DeliveryEngine
-from tests.relay.dnsserver import DnsServer, free_port
-from tests.relay.sink import Sink
+from tests.peers.dnsserver import DnsServer, free_port
+from tests.peers.sink import Sink
 
 RAW = b"From: survey@example.org\r\nSubject: Your opinion\r\n\r\nPlease answer.\r\n"
 

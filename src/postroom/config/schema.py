@@ -36,7 +36,7 @@ def _parse_hostport(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("expected host:port, e.g. 127.0.0.1:2525")
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{value!r} is not host:port, e.g. 127.0.0.1:2525")
     return value
 
