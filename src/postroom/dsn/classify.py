@@ -93,125 +93,183 @@ class Verdict:
 _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
     (re.compile(pattern), category)
     for pattern, category in (
+        # Exchange Online's directory-based edge blocking refuses addresses
+        # its directory lacks with "Access denied" (5.4.1): no such user.
         (
-            r"\bspf\b|\bdkim\b|\bdmarc\b|sender policy framework"
-            r"|not authenticated|unauthenticated|authentication (failed|required)"
-            r"|starttls|must use tls|tls required|encryption required",
-            Category.POLICY,
+            r"recipient address rejected: access denied|recipient not found"
+            r"|not listed in (?:the )?(?:domino directory|public name)",
+            Category.UNKNOWN_USER,
         ),
+        # Malformed messages are often refused with spam or DKIM in the
+        # same sentence; the malformation is the cause.
         (
-            r"relay(ing)? (access )?(denied|not permitted|prohibited)"
-            r"|not permitted to relay|unable to relay|we do not relay"
-            r"|relay not allowed|not allowed to relay",
-            Category.RELAY_DENIED,
+            r"not rfc ?5322 compliant|multiple addresses in from|duplicate header"
+            r"|headers? too (?:large|long)|media error|header (?:is )?(?:missing"
+            r"|invalid)|missing (?:message-id|date|from)|malformed (?:message"
+            r"|header|mime)",
+            Category.CONTENT,
         ),
+        (r"blacklisted (?:url|link)|uribl|surbl", Category.SPAM),
         (
-            r"reverse (dns|lookup)|\bptr\b|no rdns|rdns|dns pointer"
+            r"reverse (?:dns|lookup)|\bptr\b|no rdns|rdns|dns pointer"
             r"|blocklist|blacklist|block ?list|black ?list|spamhaus|spamcop"
-            r"|barracuda|sorbs|\brbl\b|dnsbl|reputation|blocked using|listed (at|on|in)"
-            r"|ip (address )?(is )?(blocked|banned)|access denied|client host .*blocked"
-            r"|poor sending|has been blocked|connection refused by|not allowed to send",
+            r"|barracuda|sorbs|\brbl\b|dnsbl|reputation|blocked using"
+            r"|(?<!not )listed (?:at|on|in)|user complaints|unexpected volume"
+            r"|ip (?:address )?(?:is )?(?:blocked|banned)|client host .*blocked"
+            r"|client host rejected|blocked (?:by|for)|invalid ip|your isp"
+            r"|poor sending|has been blocked|connection refused by"
+            r"|not allowed to send|service refused?\b|not accepting connections"
+            r"|too many unwanted|dynamic ip|dial-?up"
+            r"|access denied|banned|my name was rejected|ip name lookup failed",
             Category.BLOCKED,
         ),
         (
-            r"rate limit|too many (messages|connections|recipients|emails|mails)"
-            r"|throttl|slow down|exceeded the (rate|daily)|too fast|rate of"
-            r"|too many concurrent",
+            r"frequency limit|rate limit|too many (?:messages|connections"
+            r"|recipients|emails|mails|sessions)|throttl|slow down|exceeded the"
+            r" (?:rate|daily)|too fast|at a rate that|too many concurrent"
+            r"|connection rate",
             Category.RATE_LIMITED,
         ),
         (
+            r"\bspf\b|\bdkim\b|\bdmarc\b|sender policy framework"
+            r"|not authenticated|unauthenticated|authentication (?:failed|required"
+            r"|checks? failed)|authentication information"
+            r"|starttls|must use tls|tls required|encryption required"
+            r"|for policy reasons|policy violation|not authorized",
+            Category.POLICY,
+        ),
+        (
+            r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)"
+            r"|not permitted to relay|unable to relay|we do not relay|no relaying"
+            r"|relay not allowed|not allowed to relay|not configured to relay"
+            r"|relay through this server",
+            Category.RELAY_DENIED,
+        ),
+        (
             r"virus|malware|trojan|worm\b|\bspam\b|spam message|unsolicited"
-            r"|considered spam|junk mail|looks like spam|content (was )?rejected"
+            r"|considered spam|junk mail|looks like spam|content (?:was )?rejected"
             r"|message content|bulk mail|phish",
             Category.SPAM,
         ),
         (
-            r"mailbox (is )?full|over ?quota|quota exceeded|exceeded (the|his|her)"
-            r" .*quota|insufficient (storage|space)|mail ?box.*(full|exceeded)"
-            r"|storage (space )?(is )?full|out of storage|user.*over.*(quota|limit)"
-            r"|full mailbox|mailfolder is full|disk quota",
+            r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:the|his"
+            r"|her) .*quota|insufficient (?:storage|space)|mail ?box.*(?:full"
+            r"|exceed)|storage (?:space )?(?:is )?full|out of storage"
+            r"|user.*over.*(?:quota|limit)|full mailbox|mailfolder is full"
+            r"|disk quota",
             Category.MAILBOX_FULL,
         ),
         (
-            r"message (size|length) exceeds|too (large|big)|size limit|exceeds.*size"
-            r"|message is larger|maximum (message )?size",
+            r"message (?:size|length) exceeds|too (?:large|big)|size limit"
+            r"|exceeds.*size|message is larger|maximum (?:message )?size",
             Category.MESSAGE_TOO_LARGE,
         ),
         (
-            r"after mail from|sender (address )?(rejected|refused|denied"
-            r"|verify failed|invalid|domain)|mail from .*(rejected|refused)"
-            r"|domain of sender"
-            r"|sender .*(not|does not) (exist|resolve)|bad sender|invalid sender"
-            r"|envelope sender|return path",
+            r"after mail from|sender (?:address )?(?:was )?(?:rejected|refused|denied"
+            r"|verify failed|invalid|domain)|mail from .*(?:rejected|refused)"
+            r"|domain of sender|sender .*(?:not|does not) (?:exist|resolve)"
+            r"|bad sender|invalid sender|envelope sender|return path"
+            r"|purported responsible address|from: domain is invalid"
+            r"|not permitted to post|permission to post",
             Category.SENDER_REJECTED,
         ),
         (
-            r"(account|mailbox|user|address) (is |has been )?(disabled|suspended"
-            r"|inactive|deactivated|locked|frozen|blocked)|inactive (user|account)"
-            r"|not active|expired account|account (is )?expired",
+            r"(?:account|mailbox|user|address) (?:is |has been )?(?:disabled"
+            r"|suspended|inactive|deactivated|locked|frozen|blocked)"
+            r"|inactive (?:user|account)|not active|expired account"
+            r"|account (?:is )?expired|disabled (?:recipient|mailbox|account"
+            r"|user|address)|temporar(?:il)?y locked",
             Category.MAILBOX_DISABLED,
         ),
         (
-            r"has moved|moved to|no longer (available|active|exists|valid|in use)"
-            r"|mailbox (has been )?(deleted|closed|removed)"
-            r"|account (has been )?(deleted|closed|removed)",
+            r"has moved|moved to|no longer (?:available|active|exists|valid"
+            r"|in use)|mailbox (?:has been )?(?:deleted|closed|removed)"
+            r"|account (?:has been )?(?:deleted|closed|removed)",
             Category.MAILBOX_GONE,
         ),
+        # A temporary name-service failure says nothing about the domain.
         (
-            r"host (or domain name )?not found|domain (not found|does not exist"
-            r"|name not found)|unknown domain|no mx|null mx|nxdomain|domain .*"
-            r"(does not|doesn't) accept mail|does not accept mail|unrouteable"
-            r"|name or service not known|no such domain|domain is not|bad domain"
-            r"|host unknown|unknown host|no route to host|mx (record )?lookup",
-            Category.UNKNOWN_DOMAIN,
-        ),
-        (
-            r"user ?unknown|unknown (user|recipient|mailbox|address|local)"
-            r"|no such (user|mailbox|recipient|address|person|account)"
-            r"|does ?n[o']t exist|not exist|recipient (address )?rejected"
-            r"|invalid (recipient|mailbox|address|user)|address rejected"
-            r"|user (not found|doesn't|does not)|mailbox (not found|unavailable"
-            r"|does not)|not a valid (mailbox|recipient|user)|unknown or illegal"
-            r"|addressee unknown|no mailbox|recipient (not found|unknown|invalid)"
-            r"|bad recipient|undeliverable address|no valid recipients?"
-            r"|not our customer|account (not found|does not)|dosn't exist"
-            r"|is not a known user|no account by that name|mailbox not present"
-            r"|user not exist|unknown account|address (does not|doesn't) exist",
-            Category.UNKNOWN_USER,
-        ),
-        (
-            r"retry time(out)? (not reached|exceeded)|timeout exceeded"
-            r"|message expired|delivery time expired|too long in queue|been"
-            r" delayed for|could not be delivered (for|within)|giving up"
-            r"|maximum time|time ?out in queue|queue ?time|expired",
-            Category.EXPIRED,
-        ),
-        (
-            r"connection (timed out|refused|reset|lost|closed)|timed out"
-            r"|network (is )?unreachable|could not connect|unable to connect"
-            r"|lost connection|dns (error|failure)|temporary dns|name server"
-            r"|host not reachable|mail loop|loops back|routing loop",
+            r"host not found, try again|no route to host"
+            r"|temporary dns|dns (?:error|failure)",
             Category.NETWORK,
         ),
         (
-            r"malformed|syntax error|rfc ?5322|rfc ?2822|rfc ?822|header (is )?"
-            r"(missing|invalid)|invalid (header|message|mime)|8-?bit|line too long"
-            r"|not rfc|missing (message-id|date|from)",
+            r"host (?:or domain name )?not found|domain (?:not found"
+            r"|does not exist|name not found)|unknown domain|no mx|null mx"
+            r"|nxdomain|domain .*(?:does not|doesn't) accept mail"
+            r"|does not accept mail|unrouteable|name or service not known"
+            r"|no such domain|domain is not|bad domain|host unknown|unknown host"
+            r"|mx (?:record )?lookup|bad destination system|no smtp service"
+            r"|not accepting network messages"
+            r"|(?<![@\w.-])[\w-]+(?:\.[\w-]+)+ does not exist",
+            Category.UNKNOWN_DOMAIN,
+        ),
+        (
+            r"user ?unknown|unknown (?:user|recipient|mailbox|address|local)"
+            r"|no such (?:user|mailbox|recipient|address|person|account)"
+            r"|does ?n[o']t exist|not exist|invalid (?:recipient|mailbox|address"
+            r"|user)|user (?:not found|doesn't|does not)|mailbox (?:not found"
+            r"|unavailable|does not)|not a valid (?:mailbox|recipient|user)"
+            r"|unknown or illegal|addressee unknown|no mailbox"
+            r"|recipient (?:not found|unknown|invalid)|bad recipient"
+            r"|undeliverable address|no valid recipients?|account (?:not found"
+            r"|does not)|dosn't exist|is not a known user|no account by that name"
+            r"|mailbox not present|user not exist|unknown account"
+            r"|address (?:does not|doesn't) exist|(?:could ?n[o']t|could not)"
+            r" be found|invalid final delivery|bad destination mailbox",
+            Category.UNKNOWN_USER,
+        ),
+        (
+            r"retry time(?:out)? (?:not reached|exceeded)"
+            r"|timeout exceeded|message expired|delivery time expired"
+            r"|too long in (?:the )?queue|in the queue too long|been delayed for"
+            r"|could not be delivered (?:for|within)|giving up|maximum time"
+            r"|time ?out in queue|queue ?time|expired|failing for a long time"
+            r"|failed \d+ attempts|retried for|continue trying for",
+            Category.EXPIRED,
+        ),
+        (
+            r"connection (?:timed out|refused|reset|lost|closed)|timed out"
+            r"|network (?:is )?unreachable|could not connect|unable to connect"
+            r"|lost connection|name server|host not reachable|mail loop"
+            r"|loops back|routing loop|network error|requests to connect"
+            r"|establish an smtp connection|socket error",
+            Category.NETWORK,
+        ),
+        (
+            r"malformed|syntax error|rfc ?5322|rfc ?2822|rfc ?822|invalid (?:header"
+            r"|message|mime)|8-?bit|line too long|not rfc",
             Category.CONTENT,
         ),
         (
-            r"\bpolicy\b|not allowed|prohibited|refused by .*filter|rejected by"
-            r" .*filter|administrative",
-            Category.POLICY,
-        ),
-        (
-            r"system (error|failure|full)|internal (server )?error|local error"
-            r"|disk full|out of memory|resources|configuration error|mailer error"
-            r"|temporary local problem|i/o error|server (is )?(busy|unavailable)",
+            r"system (?:error|failure|full)|internal (?:server |system )?error"
+            r"|local error|disk full|out of memory|resources|configuration error"
+            r"|mailer error|temporary local problem|i/o error|write error"
+            r"|server (?:is )?(?:busy|unavailable)|service (?:currently )?unavailable"
+            r"|disk space|upstream error|transaction failed|pipe to \|",
             Category.SYSTEM,
         ),
+        (
+            r"\bpolicy\b|not allowed|prohibited"
+            r"|(?:refused|rejected) by .*filter|administrative|\bfiltered\b",
+            Category.POLICY,
+        ),
+        # Postfix prefixes every recipient refusal with these words; they
+        # name a bad address only when nothing above named another cause.
+        (r"recipient address rejected|address rejected", Category.UNKNOWN_USER),
+        # Refused before any command was sent: the client itself is refused.
+        (r"after initial connection", Category.BLOCKED),
     )
 )
+# A failure that can only be temporary, reported as final: the reporting
+# server retried until its time ran out (RFC 3464 section 2.3.3, a
+# "failed" action with a persistent transient status).
+_UNREACHABLE = re.compile(
+    r"timed out|requests to connect|could not connect|unable to connect"
+    r"|establish an smtp connection|host not reachable|connection refused"
+)
+# The continuation prefix of a multi-line reply quoted inside the text.
+_CONTINUATION = re.compile(r"\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3} ")
 
 _MAX_TEXT = 800
 
@@ -240,6 +298,7 @@ _STATUS_RULES: dict[tuple[int, int], Category] = {
     (7, 1): Category.BLOCKED,
     (7, 7): Category.CONTENT,
     (7, 9): Category.POLICY,
+    (7, 13): Category.MAILBOX_DISABLED,
     (7, 23): Category.POLICY,
     (7, 24): Category.POLICY,
     (7, 25): Category.BLOCKED,
@@ -276,12 +335,18 @@ def classify(
         permanent = (code is not None and code >= 500) or (
             status is not None and status.klass == 5
         )
+    elif permanent and category is Category.NETWORK and _UNREACHABLE.search(text):
+        # A host that could not be reached is never a final failure in
+        # itself: the reporting server retried until its time ran out.
+        category = Category.EXPIRED
     return Verdict(category, category in HARD_CATEGORIES and permanent)
 
 
 def category_from_text(text: str) -> Category | None:
     """The category that the wording of a reply names, or None."""
     text = text[:_MAX_TEXT].lower()
+    if "-" in text:
+        text = _CONTINUATION.sub("", text)
     for pattern, category in _TEXT_RULES:
         if pattern.search(text):
             return category
