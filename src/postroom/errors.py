@@ -35,10 +35,35 @@ class DeliveryError(PostroomError):
 
 
 class RouteError(DeliveryError):
-    """No mail exchanger could be found for a domain."""
+    """No mail exchanger could be found for a domain.
+
+    ``status`` is the enhanced status code that names a permanent cause.
+    """
+
+    status: str | None = None
 
     def __init__(self, domain: str, reason: str, *, permanent: bool) -> None:
         self.domain = domain
         self.reason = reason
         self.permanent = permanent
         super().__init__(f"{domain}: {reason}")
+
+
+class NoSuchDomain(RouteError):
+    """The domain does not exist, or has neither MX nor address records."""
+
+    # RFC 3463 section 3.2: X.1.2, bad destination system address.
+    status = "5.1.2"
+
+    def __init__(self, domain: str, reason: str) -> None:
+        super().__init__(domain, reason, permanent=True)
+
+
+class NullMx(RouteError):
+    """The domain declares with a null MX that it accepts no mail."""
+
+    # RFC 7505 section 4.2 names X.1.10 for a null MX.
+    status = "5.1.10"
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(domain, "the domain accepts no mail (null MX)", permanent=True)

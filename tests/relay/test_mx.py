@@ -8,8 +8,8 @@ import pytest
 
 from postroom.clock import ManualClock
 from postroom.config.schema import DeliveryConfig, DnsConfig
-from postroom.errors import RouteError
-from postroom.relay.mx import Hop, MxResolver, NoSuchDomain, NullMx
+from postroom.errors import NoSuchDomain, NullMx, RouteError
+from postroom.relay.mx import Hop, MxResolver
 from tests.peers.dnsserver import DnsServer
 
 

@@ -30,30 +30,7 @@ import dns.resolver
 from postroom.clock import Clock, SystemClock
 from postroom.config import split_hostport
 from postroom.config.schema import DeliveryConfig
-from postroom.errors import RouteError
-
-# RFC 3463 section 3.2: X.1.2 "bad destination system address". RFC 7505
-# section 4.2 names X.1.10 for a domain that publishes a null MX.
-NO_SUCH_DOMAIN_STATUS = "5.1.2"
-NULL_MX_STATUS = "5.1.10"
-
-
-class NoSuchDomain(RouteError):
-    """The domain does not exist, or has neither MX nor address records."""
-
-    status = NO_SUCH_DOMAIN_STATUS
-
-    def __init__(self, domain: str, reason: str) -> None:
-        super().__init__(domain, reason, permanent=True)
-
-
-class NullMx(RouteError):
-    """The domain declares with a null MX that it accepts no mail."""
-
-    status = NULL_MX_STATUS
-
-    def __init__(self, domain: str) -> None:
-        super().__init__(domain, "the domain accepts no mail (null MX)", permanent=True)
+from postroom.errors import NoSuchDomain, NullMx, RouteError
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from postroom.clock import Clock
 from postroom.config import Config
 from postroom.dsn.classify import Category, classify
 from postroom.dsn.status import EnhancedStatus
-from postroom.errors import NotFound, RouteError, StorageError
+from postroom.errors import NoSuchDomain, NotFound, RouteError, StorageError
 from postroom.queue.models import (
     Attempt,
     AttemptResult,
@@ -35,7 +35,7 @@ from postroom.queue.models import (
 )
 from postroom.queue.retry import RetryPolicy
 from postroom.queue.store import Store
-from postroom.relay.mx import NO_SUCH_DOMAIN_STATUS, MxResolver
+from postroom.relay.mx import MxResolver
 from postroom.relay.outbound import Courier, SmtpResult
 
 log = structlog.get_logger()
@@ -269,7 +269,7 @@ class DeliveryEngine:
     def _invalid(self, delivery: Delivery, error: RouteError) -> AttemptResult:
         recipient = delivery.recipient
         now = self._clock.now()
-        status = getattr(error, "status", NO_SUCH_DOMAIN_STATUS)
+        status = error.status or NoSuchDomain.status
         text = str(error)
         attempt = Attempt(recipient.id, now, Outcome.INVALID, None, None, status, text)
         bounce = BounceRecord(
