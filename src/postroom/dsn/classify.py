@@ -345,7 +345,7 @@ def classify(
 def category_from_text(text: str) -> Category | None:
     """The category that the wording of a reply names, or None."""
     text = text[:_MAX_TEXT].lower()
-    if "-" in text:
+    if "-5." in text or "-4." in text:
         text = _CONTINUATION.sub("", text)
     for pattern, category in _TEXT_RULES:
         if pattern.search(text):

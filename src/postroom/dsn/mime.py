@@ -18,7 +18,7 @@ import base64
 import binascii
 import quopri
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HEADER_LINE = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*(.*)$")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
@@ -32,27 +32,33 @@ class Part:
 
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    # Field values by lower-case name, built once: readers ask for the same
+    # few fields many times per message.
+    _index: dict[str, list[str]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _type: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        for key, value in self.headers:
+            self._index.setdefault(key.lower(), []).append(value)
+        value = self.get("Content-Type")
+        kind = value.split(";", 1)[0].strip().lower() if value else ""
+        object.__setattr__(self, "_type", kind or "text/plain")
 
     def get(self, name: str) -> str | None:
         """The first field called ``name`` (any case), or None."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        values = self._index.get(name.lower())
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """Every field called ``name`` (any case), in order."""
-        wanted = name.lower()
-        return [value for key, value in self.headers if key.lower() == wanted]
+        return list(self._index.get(name.lower(), ()))
 
     @property
     def content_type(self) -> str:
         """``maintype/subtype`` in lower case; text/plain when absent."""
-        value = self.get("Content-Type")
-        if not value:
-            return "text/plain"
-        return value.split(";", 1)[0].strip().lower() or "text/plain"
+        return self._type
 
     def param(self, name: str) -> str | None:
         """A parameter of the Content-Type field, such as ``boundary``."""
@@ -105,9 +111,10 @@ def parse_headers(block: str) -> tuple[tuple[str, str], ...]:
             if fields:
                 fields[-1][1] += " " + line.strip()
             continue
-        match = _HEADER_LINE.match(line)
-        if match is not None:
-            fields.append([match[1], match[2].strip()])
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if colon and _is_field_name(name):
+            fields.append([name, value.strip()])
     return tuple((name, value) for name, value in fields)
 
 
@@ -156,6 +163,11 @@ def _walk(part: Part, found: list[Part], depth: int) -> None:
         return
     for child in subparts(part):
         _walk(child, found, depth + 1)
+
+
+def _is_field_name(name: str) -> bool:
+    """Printable ASCII without space or colon (RFC 5322 section 2.2)."""
+    return bool(name) and name.isascii() and name.isprintable() and " " not in name
 
 
 def _looks_like_header(head: bytes) -> bool:
