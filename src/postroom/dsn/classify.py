@@ -120,7 +120,8 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], Category], ...] = tuple(
             r"|poor sending|has been blocked|connection refused by"
             r"|not allowed to send|service refused?\b|not accepting connections"
             r"|too many unwanted|dynamic ip|dial-?up"
-            r"|access denied|banned|my name was rejected|ip name lookup failed",
+            r"|(?<!relay )access denied|banned|my name was rejected"
+            r"|ip name lookup failed",
             Category.BLOCKED,
         ),
         (

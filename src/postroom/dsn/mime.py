@@ -42,8 +42,8 @@ class Part:
     def __post_init__(self) -> None:
         for key, value in self.headers:
             self._index.setdefault(key.lower(), []).append(value)
-        value = self.get("Content-Type")
-        kind = value.split(";", 1)[0].strip().lower() if value else ""
+        given = self.get("Content-Type")
+        kind = given.split(";", 1)[0].strip().lower() if given else ""
         object.__setattr__(self, "_type", kind or "text/plain")
 
     def get(self, name: str) -> str | None:

@@ -42,6 +42,13 @@ _HEADERISH = re.compile(
     r"|DKIM-Signature|MIME-Version|Content-Type|Reply-To|Delivered-To):",
     re.MULTILINE | re.IGNORECASE,
 )
+# Header fields that only a quoted message has, at the start of a line: when
+# no phrase introduces the returned copy, the first of them starts it.
+_QUOTED_HEADER = re.compile(
+    r"^(?:Received|Message-I[dD]|Return-Path|DKIM-Signature|In-Reply-To"
+    r"|References|Authentication-Results|MIME-Version):",
+    re.MULTILINE | re.IGNORECASE,
+)
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _MAX_TEXT = 60_000
 
@@ -115,7 +122,8 @@ def _copy_marker(text: str) -> int:
     lowered = text.lower()
     found = [at for at in map(lowered.find, _COPY_MARKERS) if at >= 0]
     if not found:
-        return -1
+        quoted = _QUOTED_HEADER.search(text)
+        return quoted.start() if quoted is not None else -1
     return lowered.rfind("\n", 0, min(found)) + 1
 
 

@@ -20,7 +20,8 @@ from postroom.dsn.view import MessageView
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # An address named as the envelope sender or a header, not a recipient.
 _NOT_RECIPIENT = re.compile(
-    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:|by)\s*<?\s*$",
+    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:|by|contact)"
+    r"\s*<?\s*$",
     re.IGNORECASE,
 )
 _DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|double-bounce)@", re.IGNORECASE)
