@@ -76,3 +76,51 @@ def test_failed_action_makes_unknown_user_hard_whatever_the_class() -> None:
     verdict = classify(None, EnhancedStatus(4, 1, 1), "user unknown", permanent=True)
 
     assert verdict.hard is True
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "category"),
+    [
+        ("5.4.1", "Recipient address rejected: Access denied", Category.UNKNOWN_USER),
+        ("5.6.0", "Recipient address rejected: Media error", Category.CONTENT),
+        ("5.7.0", "Recipient address rejected: No relaying", Category.RELAY_DENIED),
+        (
+            "5.7.26",
+            "Recipient address rejected: Multiple authentication checks failed",
+            Category.POLICY,
+        ),
+        ("5.7.13", "Disabled recipient address", Category.MAILBOX_DISABLED),
+        (
+            "5.1.7",
+            "error after MAIL FROM:<a@example.com>: 550 5.1.7 No such domain",
+            Category.SENDER_REJECTED,
+        ),
+        ("5.4.4", "Host or domain name not found", Category.UNKNOWN_DOMAIN),
+        (None, "Host not found, try again", Category.NETWORK),
+        (
+            "5.7.1",
+            "550-5.7.1 Messages with multiple 550 5.7.1 addresses in From:",
+            Category.CONTENT,
+        ),
+        (None, "User not listed in Domino Directory", Category.UNKNOWN_USER),
+        ("4.7.650", "temporarily rate limited due to IP reputation", Category.BLOCKED),
+    ],
+)
+def test_wording_names_the_cause_before_the_code(
+    status: str | None, text: str, category: Category
+) -> None:
+    parsed = EnhancedStatus.parse(status) if status else None
+
+    verdict = classify(550, parsed, text)
+
+    assert verdict.category is category
+
+
+def test_connection_failure_reported_final_is_expired() -> None:
+    text = "connect to mx.example.org[192.0.2.1]:25: Connection timed out"
+
+    final = classify(None, EnhancedStatus(4, 4, 1), text, permanent=True)
+    reply = classify(421, EnhancedStatus(4, 4, 1), text)
+
+    assert final.category is Category.EXPIRED
+    assert reply.category is Category.NETWORK

@@ -7,9 +7,9 @@ recipient wins. ``generic`` comes last and reads any bounce-looking prose.
 
 from __future__ import annotations
 
-from postroom.dsn.dialects import generic
+from postroom.dsn.dialects import generic, googlegroups
 from postroom.dsn.dialects.base import Dialect, Finding
 
-REGISTRY: tuple[Dialect, ...] = (generic.DIALECT,)
+REGISTRY: tuple[Dialect, ...] = (googlegroups.DIALECT, generic.DIALECT)
 
 __all__ = ["REGISTRY", "Dialect", "Finding"]
