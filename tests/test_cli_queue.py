@@ -105,6 +105,7 @@ def test_stats_json_has_every_documented_figure(
         "queued": 1,
         "suppressed": 0,
         "unsubscribed": 0,
+        "complaints": 0,
     }
 
 

@@ -131,6 +131,7 @@ async def test_one_invitation_is_delivered_deferred_and_bounced_with_its_codes(
         "queued": 0,
         "suppressed": 0,
         "unsubscribed": 0,
+        "complaints": 0,
     }
     assert bounces[0] == [
         "Email address", "Last Name", "First Name", "SMTP code",

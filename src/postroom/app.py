@@ -16,6 +16,7 @@ from postroom.clock import Clock, SystemClock
 from postroom.config import Config
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
+from postroom.relay.stamp import build_stamper
 from postroom.relay.submission import SubmissionServer
 from postroom.relay.worker import DeliveryEngine
 
@@ -23,16 +24,18 @@ log = structlog.get_logger()
 
 
 class Relay:
-    """postroom as one process: accept, deliver, purge."""
+    """postroom as one process: accept, deliver, purge.
+
+    ``engine`` and ``submission`` exist once `start` has run.
+    """
+
+    engine: DeliveryEngine
+    submission: SubmissionServer
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.store: Store = open_store(config)
-        self.engine = DeliveryEngine(config, self.store, self.clock)
-        self.submission = SubmissionServer(
-            config, self.store, self.clock, on_accept=self.engine.wake
-        )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -44,6 +47,14 @@ class Relay:
             # Deliveries that were in flight when the last run died: they
             # are tried again, so the receiver may see them twice.
             log.warning("queue.leases_released", recipients=released)
+
+        stamper = await build_stamper(self.config, self.store)
+        self.engine = DeliveryEngine(
+            self.config, self.store, self.clock, stamper=stamper
+        )
+        self.submission = SubmissionServer(
+            self.config, self.store, self.clock, on_accept=self.engine.wake
+        )
         await self.submission.start()
         self._tasks = [
             asyncio.create_task(self.engine.run(), name="delivery"),

@@ -289,6 +289,7 @@ def stats(config_path: Path | None, campaign: str | None, as_json: bool) -> None
         "queued": result.queued,
         "suppressed": result.suppressed,
         "unsubscribed": result.unsubscribed,
+        "complaints": result.complaints,
     }
     if as_json:
         click.echo(json.dumps({"campaign": campaign, **figures}))
@@ -301,6 +302,7 @@ def stats(config_path: Path | None, campaign: str | None, as_json: bool) -> None
         "queued": "Queued",
         "suppressed": "Suppressed",
         "unsubscribed": "Unsubscribed",
+        "complaints": "  by complaint",
     }
     click.echo(f"campaign: {campaign or '(all)'}")
     for key, label in labels.items():

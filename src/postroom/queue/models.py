@@ -173,7 +173,8 @@ class Stats:
     deferred: int = 0
     queued: int = 0
     suppressed: int = 0
-    unsubscribed: int = 0
+    unsubscribed: int = 0  # on the campaign's list by unsubscribe or complaint
+    complaints: int = 0  # of those, by complaint
     by_state: dict[str, int] = field(default_factory=dict)
 
 

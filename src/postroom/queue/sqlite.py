@@ -361,6 +361,9 @@ class SqliteStore(Store):
     async def get_message(self, queue_id: str) -> Message:
         return await self._read(partial(sql.get_message, queue_id=queue_id))
 
+    async def get_recipient(self, recipient_id: int) -> Recipient:
+        return await self._read(partial(sql.get_recipient, recipient_id=recipient_id))
+
     async def recipients(
         self,
         *,

@@ -25,12 +25,9 @@ def stats(conn: sqlite3.Connection, campaign: str | None) -> Stats:
         by_state[row["state"]] = row["n"]
 
     where, params = where_clause(("scope = ?", campaign))
-    marks = ", ".join("?" for _ in _OPT_OUT_REASONS)
-    where = f"{where} AND" if where else "WHERE"
-    unsubscribed: int = conn.execute(
-        f"SELECT COUNT(*) FROM suppressions {where} reason IN ({marks})",  # noqa: S608 -- only "?" placeholders are interpolated
-        (*params, *_OPT_OUT_REASONS),
-    ).fetchone()[0]
+    query = f"SELECT reason, COUNT(*) AS n FROM suppressions {where} GROUP BY reason"  # noqa: S608 -- only "?" placeholders are interpolated
+    by_reason = {row["reason"]: row["n"] for row in conn.execute(query, params)}
+    unsubscribed = sum(by_reason.get(reason, 0) for reason in _OPT_OUT_REASONS)
 
     return Stats(
         sent_ok=by_state[State.DELIVERED],
@@ -40,6 +37,7 @@ def stats(conn: sqlite3.Connection, campaign: str | None) -> Stats:
         queued=by_state[State.QUEUED],
         suppressed=by_state[State.SUPPRESSED],
         unsubscribed=unsubscribed,
+        complaints=by_reason.get("complaint", 0),
         by_state=by_state,
     )
 

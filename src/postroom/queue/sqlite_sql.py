@@ -371,6 +371,15 @@ def get_message(conn: sqlite3.Connection, queue_id: str) -> Message:
     )
 
 
+def get_recipient(conn: sqlite3.Connection, recipient_id: int) -> Recipient:
+    row = conn.execute(
+        "SELECT * FROM recipients WHERE id = ?", (recipient_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"recipient {recipient_id}")
+    return recipient_from_row(row)
+
+
 def recipients(
     conn: sqlite3.Connection,
     queue_id: str | None,

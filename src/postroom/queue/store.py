@@ -123,6 +123,10 @@ class Store(abc.ABC):
         """One message's envelope facts; `NotFound` when unknown."""
 
     @abc.abstractmethod
+    async def get_recipient(self, recipient_id: int) -> Recipient:
+        """One recipient row; `NotFound` when unknown (or purged)."""
+
+    @abc.abstractmethod
     async def recipients(
         self,
         *,

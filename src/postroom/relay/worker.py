@@ -37,6 +37,7 @@ from postroom.queue.retry import RetryPolicy
 from postroom.queue.store import Store
 from postroom.relay.mx import MxResolver
 from postroom.relay.outbound import Courier, SmtpResult
+from postroom.relay.stamp import Stamper
 
 log = structlog.get_logger()
 
@@ -68,12 +69,14 @@ class DeliveryEngine:
         store: Store,
         clock: Clock,
         resolver: MxResolver | None = None,
+        stamper: Stamper | None = None,
     ) -> None:
         delivery = config.delivery
         self._store = store
         self._clock = clock
         self._resolver = resolver or MxResolver(delivery, clock)
         self._courier = Courier(config, self._resolver)
+        self._stamper = stamper or Stamper()
         self._policy = RetryPolicy(config.queue.retry_schedule, config.queue.max_age)
         self._batch = delivery.concurrency
         self._lease = delivery.lease
@@ -198,8 +201,9 @@ class DeliveryEngine:
                 return
             outcome = SmtpResult(Outcome.DEFERRED, None, None, None, exc.reason)
         else:
+            stamped = self._stamper.stamp(delivery, raw)
             outcome = await self._courier.deliver(
-                hops, delivery.mail_from, recipient.address, raw
+                hops, stamped.mail_from, recipient.address, stamped.raw
             )
 
         result = self._result(delivery, outcome)
