@@ -37,6 +37,15 @@ suppressed. Every other category is the sender's or the moment's problem.
 The text of a reply is stronger evidence than its code: servers send
 ``550 5.1.1`` for rate limits and ``550 5.0.0`` for unknown users, so the
 category is read from the text first and from the code after.
+
+An "unknown user" refusal is only proof that the address is bad when it
+answers RCPT TO, the command that names the address (RFC 5321 section
+3.3). A server that accepted the recipient and refused only after DATA
+judged the message, not the address: filtering gateways answer a message
+they dislike with the same words. Suppressing a real person for it would
+cost a respondent, so such a refusal is ``policy`` and not hard. The same
+holds when the enhanced status is X.2.0 or X.2.1: RFC 3463 section 3.3
+says the mailbox exists, whatever the text claims.
 """
 
 from __future__ import annotations
@@ -269,6 +278,10 @@ _UNREACHABLE = re.compile(
     r"timed out|requests to connect|could not connect|unable to connect"
     r"|establish an smtp connection|host not reachable|connection refused"
 )
+# Wording that places a refusal after DATA (RFC 5321 section 3.3): Postfix's
+# "in reply to end of DATA command", Exim's "after end of data", or a
+# gateway's "SMTP command: DATA" field.
+_AFTER_DATA = re.compile(r"(?:end of|after|reply to) data\b|smtp command\W{1,20}data\b")
 # The continuation prefix of a multi-line reply quoted inside the text.
 _CONTINUATION = re.compile(r"\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3} ")
 
@@ -314,14 +327,19 @@ def classify(
     text: str,
     *,
     permanent: bool | None = None,
+    after_data: bool | None = None,
 ) -> Verdict:
     """Name the cause of a failure from its reply code, status and text.
 
     ``permanent`` overrides what the code and status say about
     permanence; a DSN whose Action is ``failed`` is permanent whatever
-    class its status has (RFC 3464 section 2.3.3).
+    class its status has (RFC 3464 section 2.3.3). ``after_data`` says
+    the refusal answered DATA or the end of the message rather than RCPT;
+    when None it is read from the text.
     """
     category = category_from_text(text)
+    if category is Category.UNKNOWN_USER:
+        category = _unknown_user_or_not(text, after_data)
     if category is None and status is not None:
         category = _STATUS_RULES.get((status.subject, status.detail))
         if category is None and status.subject == 7:
@@ -341,6 +359,16 @@ def classify(
         # itself: the reporting server retried until its time ran out.
         category = Category.EXPIRED
     return Verdict(category, category in HARD_CATEGORIES and permanent)
+
+
+def _unknown_user_or_not(text: str, after_data: bool | None) -> Category:
+    """Whether an "unknown user" wording really says the address is bad."""
+    lowered = text[:_MAX_TEXT].lower()
+    if "recipient address rejected" in lowered:
+        return Category.UNKNOWN_USER
+    if after_data is None:
+        after_data = _AFTER_DATA.search(lowered) is not None
+    return Category.POLICY if after_data else Category.UNKNOWN_USER
 
 
 def category_from_text(text: str) -> Category | None:

@@ -69,3 +69,51 @@ def lenient_date(value: str | None) -> datetime | None:
         return parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+# Wording that places a refusal after DATA (RFC 5321 section 3.3), as
+# reporting servers write it next to the remote reply they quote.
+_DATA_STAGE = re.compile(r"(?:end of|after|reply to) data\b|smtp command\W{1,20}data\b")
+# A session transcript (Sendmail, Courier): ">>> DATA", then the replies.
+# With pipelining (RFC 2920) the replies to the RCPT commands sent in the
+# same batch come first, in order; only the last reply answers DATA.
+_TRANSCRIPT_DATA = re.compile(r"^>>> data[ \t]*\n((?:(?!>>>)[^\n]+\n?)*)", re.MULTILINE)
+# A refusal of RCPT TO names the stage that matters for the address; a later
+# "no valid recipients" answer to DATA only follows from it.
+_RCPT_REFUSED = re.compile(
+    r"^>>> rcpt to:[^\n]*\n<<< ?[45]|(?:reply to|after) rcpt to", re.MULTILINE
+)
+_PARAGRAPH = 600
+
+
+def answered_data(recipient: str, text: str, *, sole: bool) -> bool:
+    """Whether ``text`` shows the refusal for ``recipient`` answered DATA.
+
+    Evidence is a transcript whose reply to DATA names the recipient, or
+    DATA-stage wording in the paragraph that names it. With a ``sole``
+    recipient, a reply to DATA that names no one, or such wording anywhere
+    in the text, is about that recipient.
+    """
+    lowered = text.lower()
+    if "data" not in lowered:
+        return False
+    address = recipient.lower()
+    if sole and _RCPT_REFUSED.search(lowered):
+        return False
+    for match in _TRANSCRIPT_DATA.finditer(lowered):
+        replies = [line for line in match[1].split("\n") if line.startswith("<<<")]
+        if any(address in line for line in replies[:-1]):
+            return False  # refused by a pipelined RCPT reply, before DATA
+        reply = replies[-1] if replies else ""
+        if address in reply or (sole and len(replies) == 1 and "@" not in reply):
+            return True
+    if sole:
+        return _DATA_STAGE.search(lowered) is not None
+    at = lowered.find(address)
+    while at >= 0:
+        end = lowered.find("\n\n", at)
+        end = at + _PARAGRAPH if end < 0 else min(end, at + _PARAGRAPH)
+        if _DATA_STAGE.search(lowered, at, end):
+            return True
+        at = lowered.find(address, at + 1)
+    return False

@@ -25,7 +25,13 @@ from postroom.dsn.autoreply import is_auto_reply
 from postroom.dsn.classify import Category, classify
 from postroom.dsn.dialects import REGISTRY, Finding
 from postroom.dsn.dialects.generic import looks_like_bounce
-from postroom.dsn.evidence import best_status, lenient_date, reply_code_in, squeeze
+from postroom.dsn.evidence import (
+    answered_data,
+    best_status,
+    lenient_date,
+    reply_code_in,
+    squeeze,
+)
 from postroom.dsn.mime import split_message
 from postroom.dsn.report import Action, Record, Report, ReportKind
 from postroom.dsn.rfc3464 import RecipientFields, parse_delivery_status
@@ -69,7 +75,8 @@ def _parse(raw: bytes) -> Report:
             continue
         findings = dialect.read(view)
         if findings:
-            records = tuple(_from_finding(f) for f in findings)
+            sole = len(findings) == 1
+            records = tuple(_from_finding(f, view.text, sole) for f in findings)
             return _report(ReportKind.DSN, view, records, dialect.name)
 
     kind = ReportKind.UNKNOWN if bounce else ReportKind.NOT_BOUNCE
@@ -109,15 +116,16 @@ def _envelope_to(view: MessageView) -> str | None:
 def _from_delivery_status(view: MessageView, body: str) -> tuple[Record, ...]:
     status = parse_delivery_status(body)
     records = []
+    sole = len(status.recipients) == 1
     for fields in status.recipients:
-        record = _from_fields(fields, status.arrival_date, view.text)
+        record = _from_fields(fields, status.arrival_date, view.text, sole)
         if record is not None:
             records.append(record)
     return tuple(records)
 
 
 def _from_fields(
-    fields: RecipientFields, arrival: str | None, text: str
+    fields: RecipientFields, arrival: str | None, text: str, sole: bool
 ) -> Record | None:
     recipient = _ADDRESS.search(fields.final_recipient or "")
     if recipient is None and fields.original_recipient:
@@ -139,10 +147,11 @@ def _from_fields(
         wording,
         remote_mta=fields.remote_mta,
         date=fields.last_attempt or arrival,
+        after_data=answered_data(recipient[0], text, sole=sole),
     )
 
 
-def _from_finding(finding: Finding) -> Record:
+def _from_finding(finding: Finding, text: str, sole: bool) -> Record:
     status = EnhancedStatus.parse(finding.status) if finding.status else None
     return _record(
         finding.recipient,
@@ -151,6 +160,7 @@ def _from_finding(finding: Finding) -> Record:
         status,
         finding.diagnostic,
         remote_mta=finding.remote_mta,
+        after_data=answered_data(finding.recipient, text, sole=sole),
     )
 
 
@@ -163,6 +173,7 @@ def _record(
     *,
     remote_mta: str | None = None,
     date: str | None = None,
+    after_data: bool = False,
 ) -> Record:
     if action in (Action.FAILED, Action.DELAYED):
         verdict = classify(
@@ -170,6 +181,9 @@ def _record(
             status,
             diagnostic,
             permanent=action is Action.FAILED,
+            # Evidence from the rest of the message; the diagnostic alone
+            # is still read when there is none.
+            after_data=True if after_data else None,
         )
         category, hard = verdict.category, verdict.hard
     else:

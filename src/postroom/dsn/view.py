@@ -35,7 +35,6 @@ _COPY_MARKERS = (
     "--- unsent message below",
     "------ failed message",
     "----- undelivered message",
-    "the original message was received at",
 )
 _HEADERISH = re.compile(
     r"^(?:Return-Path|Received|From|Message-I[dD]|Date|To|Subject|X-[\w-]+"

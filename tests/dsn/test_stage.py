@@ -1,0 +1,95 @@
+"""An "unknown user" refusal is the address's fault only when it answered
+RCPT TO; after DATA it is a filter's verdict on the message."""
+
+from postroom.dsn import Category, classify, parse
+from postroom.dsn.evidence import answered_data
+from postroom.dsn.status import EnhancedStatus
+
+SENDMAIL_HEAD = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+To: sender@example.org
+Subject: Returned mail: see transcript for details
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+   ----- Transcript of session follows -----
+... while talking to mx.example.net.:
+"""
+SENDMAIL_TAIL = b"""
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: RFC822; who@example.net
+Action: failed
+Status: 5.0.0
+Diagnostic-Code: SMTP; 550 Unknown user who@example.net
+
+--b--
+"""
+
+
+def test_unknown_user_in_reply_to_end_of_data_is_policy_and_not_hard() -> None:
+    text = "550 Unknown user who@example.net (in reply to end of DATA command)"
+
+    verdict = classify(550, EnhancedStatus(5, 0, 0), text)
+
+    assert verdict.category is Category.POLICY
+    assert verdict.hard is False
+
+
+def test_unknown_user_in_reply_to_rcpt_stays_a_bad_address() -> None:
+    text = "550 5.1.1 Unknown user who@example.net (in reply to RCPT TO command)"
+
+    verdict = classify(550, EnhancedStatus(5, 1, 1), text)
+
+    assert verdict.category is Category.UNKNOWN_USER
+    assert verdict.hard is True
+
+
+def test_caller_that_knows_the_stage_overrides_the_text() -> None:
+    verdict = classify(550, None, "User unknown", after_data=True)
+
+    assert verdict.category is Category.POLICY
+    assert verdict.hard is False
+
+
+def test_postfix_recipient_wording_names_rcpt_whatever_stage_is_reported() -> None:
+    text = "550 5.1.1 <a@example.net>: Recipient address rejected: User unknown"
+
+    assert classify(550, None, text, after_data=True).hard is True
+
+
+def test_transcript_with_a_single_reply_to_data_places_the_refusal_after_data() -> None:
+    raw = SENDMAIL_HEAD + b">>> DATA\n<<< 550 Unknown user who@example.net\n"
+
+    record = parse(raw + SENDMAIL_TAIL).failed[0]
+
+    assert record.category is Category.POLICY
+    assert record.hard is False
+
+
+def test_pipelined_transcript_reply_before_the_last_answers_rcpt() -> None:
+    transcript = (
+        b">>> DATA\n<<< 550 5.1.1 <who@example.net>... User unknown\n"
+        b"<<< 503 5.0.0 Need RCPT (recipient)\n"
+    )
+
+    record = parse(SENDMAIL_HEAD + transcript + SENDMAIL_TAIL).failed[0]
+
+    assert record.category is Category.UNKNOWN_USER
+    assert record.hard is True
+
+
+def test_stage_wording_in_another_recipients_paragraph_does_not_count() -> None:
+    text = (
+        "<a@example.net>: host mx said: 550 User unknown (in reply to RCPT TO"
+        " command)\n\n<b@example.net>: host mx said: 550 User unknown (in reply"
+        " to end of DATA command)\n"
+    )
+
+    assert answered_data("a@example.net", text, sole=False) is False
+    assert answered_data("b@example.net", text, sole=False) is True
