@@ -98,9 +98,10 @@ def answered_data(recipient: str, text: str, *, sole: bool) -> bool:
     if "data" not in lowered:
         return False
     address = recipient.lower()
-    if sole and _RCPT_REFUSED.search(lowered):
+    transcript = ">>> " in lowered
+    if sole and (transcript or "rcpt to" in lowered) and _RCPT_REFUSED.search(lowered):
         return False
-    for match in _TRANSCRIPT_DATA.finditer(lowered):
+    for match in _TRANSCRIPT_DATA.finditer(lowered) if transcript else ():
         replies = [line for line in match[1].split("\n") if line.startswith("<<<")]
         if any(address in line for line in replies[:-1]):
             return False  # refused by a pipelined RCPT reply, before DATA

@@ -102,20 +102,21 @@ def split_message(raw: bytes) -> Part:
 def parse_headers(block: str) -> tuple[tuple[str, str], ...]:
     """Header fields from a block of ``Name: value`` lines, unfolded.
 
-    Continuation lines (leading space or tab) join the field above; a line
-    that is neither is skipped rather than ending the block.
+    Continuation lines (leading space or tab) join the line above; a line
+    that is not a field is skipped rather than ending the block.
     """
-    fields: list[list[str]] = []
+    # Unfolding keeps the white space of the continuation (RFC 5322
+    # section 2.2.3); readers strip or squeeze values as they need.
+    block = block.replace("\n ", " ").replace("\n\t", " ")
+    fields: list[tuple[str, str]] = []
     for line in block.split("\n"):
-        if line[:1] in (" ", "\t"):
-            if fields:
-                fields[-1][1] += " " + line.strip()
-            continue
         name, colon, value = line.partition(":")
+        if not colon:
+            continue
         name = name.rstrip(" \t")
-        if colon and _is_field_name(name):
-            fields.append([name, value.strip()])
-    return tuple((name, value) for name, value in fields)
+        if _is_field_name(name):
+            fields.append((name, value.strip()))
+    return tuple(fields)
 
 
 def walk(part: Part) -> list[Part]:

@@ -104,7 +104,8 @@ def strip_type(value: str) -> str:
 def _typed(value: str | None) -> str | None:
     if value is None:
         return None
-    return strip_type(value) or None
+    # One space between words: a folded value keeps its continuation's indent.
+    return " ".join(strip_type(value).split()) or None
 
 
 def _address(value: str | None) -> str | None:
