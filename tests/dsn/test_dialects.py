@@ -37,3 +37,80 @@ Message-ID: <20240101.abc123@a.example.org>
     report = parse(raw)
 
     assert [r.recipient for r in report.failed] == ["gone@example.com"]
+
+
+def test_delivery_status_fields_in_a_multipart_without_delimiters_are_read() -> None:
+    raw = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
+To: sender@example.org
+Subject: Returned mail: Service unavailable
+Content-Type: multipart/report; report-type=delivery-status; boundary="lost"
+
+The original message was received at Thu, 29 Apr 2000 23:34:45 +0900
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: RFC822; <gone@example.net>
+Action: failed
+Status: 5.1.1
+"""
+
+    report = parse(raw)
+
+    assert [(r.recipient, r.status) for r in report.failed] == [
+        ("gone@example.net", "5.1.1")
+    ]
+
+
+def test_a_bounce_forwarded_inline_is_read_from_the_pasted_message() -> None:
+    raw = b"""\
+From: admin@example.org
+To: helpdesk@example.org
+Subject: Undelivered Mail Returned to Sender
+
+Please look at this one.
+support@example.org
+
+From MAILER-DAEMON  Thu Apr 29 23:34:45 2015
+Return-Path: <>
+From: MAILER-DAEMON@relay.example.org (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: admin@example.org
+
+<lost@example.net>: host mx.example.net said: 550 5.1.1 User unknown
+    (in reply to RCPT TO command)
+"""
+
+    report = parse(raw)
+
+    assert [r.recipient for r in report.failed] == ["lost@example.net"]
+
+
+def test_postmaster_is_a_recipient_when_the_returned_message_was_sent_to_it() -> None:
+    raw = b"""\
+From: postmaster@example.net
+To: sender@example.org
+Subject: Returned mail: Service unavailable
+Content-Type: multipart/mixed; boundary="b"
+
+--b
+Content-Type: text/plain
+
+postmaster@mx.example.net
+
+The number of messages in recipient's mailbox exceeded the local limit.
+
+--b
+Content-Type: message/rfc822
+
+To: <postmaster@mx.example.net>
+From: sender@example.org
+Subject: hello
+
+hi
+--b--
+"""
+
+    report = parse(raw)
+
+    assert [r.recipient for r in report.failed] == ["postmaster@mx.example.net"]

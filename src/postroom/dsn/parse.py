@@ -42,6 +42,12 @@ _DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _ENVELOPE_FIELDS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
 _ACTIONS = {action.value: action for action in Action}
+# Delivery-status fields written into the text itself, by servers that
+# build the report by hand or whose MIME structure was lost on the way.
+_INLINE_STATUS = re.compile(
+    r"^(?:Reporting-MTA|Final-Recipient|Original-Recipient):", re.M | re.I
+)
+_INLINE_BOUNCE_STARTS = ("\nFrom MAILER-DAEMON", "\nReturn-Path: <>\n")
 
 
 def parse(raw: bytes) -> Report:
@@ -52,7 +58,7 @@ def parse(raw: bytes) -> Report:
         return Report(ReportKind.UNKNOWN)
 
 
-def _parse(raw: bytes) -> Report:
+def _parse(raw: bytes, *, nested: bool = True) -> Report:
     top = split_message(raw)
     if not top.headers:
         return Report(ReportKind.UNKNOWN)
@@ -67,9 +73,23 @@ def _parse(raw: bytes) -> Report:
         if records:
             return _report(ReportKind.DSN, view, records, "rfc3464")
 
+    if status_part is None:
+        inline = _INLINE_STATUS.search(view.full_text)
+        records = (
+            _from_delivery_status(view, view.full_text[inline.start() :])
+            if inline
+            else ()
+        )
+        if records:
+            return _report(ReportKind.DSN, view, records, "rfc3464-inline")
+
     bounce = looks_like_bounce(view) or status_part is not None
     if not bounce and is_auto_reply(view):
         return _report(ReportKind.AUTO_REPLY, view)
+    if nested:
+        inner = _inline_bounce(view.full_text)
+        if inner is not None:
+            return inner
     for dialect in REGISTRY:
         if not dialect.detect(view):
             continue
@@ -81,6 +101,23 @@ def _parse(raw: bytes) -> Report:
 
     kind = ReportKind.UNKNOWN if bounce else ReportKind.NOT_BOUNCE
     return _report(kind, view)
+
+
+def _inline_bounce(text: str) -> Report | None:
+    """A whole bounce pasted into a text part, read as a message of its own.
+
+    Administrators forward bounces inline: an mbox ``From MAILER-DAEMON``
+    line or a null ``Return-Path`` starts the pasted message's header block.
+    """
+    at = -1
+    for marker in _INLINE_BOUNCE_STARTS:
+        at = text.find(marker)
+        if at >= 0:
+            break
+    if at < 0:
+        return None
+    inner = _parse(text[at + 1 :].encode("utf-8"), nested=False)
+    return inner if inner.records else None
 
 
 def _report(

@@ -131,6 +131,10 @@ def _first_text_part(parts: tuple[Part, ...]) -> Part | None:
         kind = part.content_type
         if kind.startswith("text/") and kind != "text/rfc822-headers":
             return part
+    if len(parts) == 1 and parts[0].content_type.startswith("multipart/"):
+        # A multipart whose delimiters were lost in transit or never
+        # written: its body is the only text there is.
+        return parts[0]
     return None
 
 

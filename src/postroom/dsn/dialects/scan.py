@@ -46,10 +46,15 @@ def failed_recipients_header(view: MessageView) -> list[str]:
 def recipients_in(view: MessageView, text: str) -> list[str]:
     """Addresses in ``text`` that can be failed recipients, in order."""
     own = view.own_addresses
+    addressed = _returned_to(view)
     found: list[str] = []
     for match in ADDRESS.finditer(text):
         address = match[0].strip(".")
-        if address.lower() in own or _DAEMON.match(address):
+        if address.lower() in own:
+            continue
+        # A postmaster address is the reporting system's own, unless the
+        # returned message was sent to it.
+        if _DAEMON.match(address) and address.lower() not in addressed:
             continue
         before = text[max(0, match.start() - 20) : match.start()]
         if _NOT_RECIPIENT.search(before):
@@ -59,6 +64,15 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
         if len(found) >= _MAX_RECIPIENTS:
             break
     return found
+
+
+def _returned_to(view: MessageView) -> set[str]:
+    return {
+        address.lower()
+        for name, value in view.original_headers
+        if name.lower() == "to"
+        for address in ADDRESS.findall(value)
+    }
 
 
 def scan(
