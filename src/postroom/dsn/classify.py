@@ -43,9 +43,15 @@ answers RCPT TO, the command that names the address (RFC 5321 section
 3.3). A server that accepted the recipient and refused only after DATA
 judged the message, not the address: filtering gateways answer a message
 they dislike with the same words. Suppressing a real person for it would
-cost a respondent, so such a refusal is ``policy`` and not hard. The same
-holds when the enhanced status is X.2.0 or X.2.1: RFC 3463 section 3.3
-says the mailbox exists, whatever the text claims.
+cost a respondent, so such a refusal is ``policy`` and not hard. Wording
+that only a refusal of RCPT TO has (Postfix's "Recipient address
+rejected") keeps the address at fault whatever stage a report names.
+
+A delay notice (RFC 3464 Action ``delayed``) is not an expiry: the
+reporting server is still retrying and may yet deliver, so its record
+keeps the ``delayed`` action and a category read from its cause
+(``transient`` when none is named). ``expired`` is kept for reports that
+say the retries ran out.
 """
 
 from __future__ import annotations
