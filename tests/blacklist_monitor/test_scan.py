@@ -26,6 +26,7 @@ from postroom.app import Relay
 from postroom.blacklist_monitor.scan import run_scan
 from postroom.clock import ManualClock
 from postroom.config import parse_config
+from postroom.queue.models import BounceRecord
 from postroom.queue.open import open_store
 from tests.peers.dnsserver import DnsServer
 from tests.peers.sink import Received, Sink
@@ -117,6 +118,31 @@ async def reports_arrived(running: Relay, sink: Sink, count: int) -> list[Receiv
     return sink.to("ops@reports.test")
 
 
+async def recipient_id(running: Relay, local: str) -> int:
+    rows = await running.store.recipients()
+    [row] = [r for r in rows if r.address.startswith(local)]
+    return row.id
+
+
+def later_dsn(recipient_id: int) -> BounceRecord:
+    """A DSN, returned after delivery, of a remote host refusing the sender."""
+    return BounceRecord(
+        recipient_id=recipient_id,
+        address="ok@example.net",
+        campaign="spring-survey",
+        at=datetime(2026, 1, 5, 15, 0, tzinfo=UTC),
+        action="failed",
+        code=550,
+        status="5.7.1",
+        category="blocked",
+        hard=False,
+        diagnostic="550 5.7.1 Blocked - see https://www.spamcop.net/bl.shtml"
+        "?192.0.2.99 (listed in bl.spamcop.net)",
+        remote_mta="mx.example.net",
+        source="dsn",
+    )
+
+
 def postroom(config_file: Path, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "postroom", "blacklist", "scan", *args],
@@ -133,18 +159,25 @@ async def test_the_scan_lists_exactly_the_blocked_deliveries_grouped_with_codes(
 ) -> None:
     running, _ = relay
     await deliver_the_day(running)
+    await running.store.add_bounce(later_dsn(await recipient_id(running, "ok@")))
     clock.set(datetime(2026, 1, 6, 6, 0, tzinfo=UTC))
 
     outcome = await run_scan(running.config, running.store, clock, dry_run=True)
 
     scan = outcome.scan
     assert scan.day == DAY  # yesterday in Europe/Berlin
-    assert sorted(b.failure.address for b in scan.blocked) == sorted(BLOCKED)
+    from_attempts = [b for b in scan.blocked if b.failure.source == "attempt"]
+    [from_dsn] = [b for b in scan.blocked if b.failure.source == "dsn"]
+    assert sorted(b.failure.address for b in from_attempts) == sorted(BLOCKED)
+    assert from_dsn.failure.address == "ok@example.net"
+    assert from_dsn.group == "example.net"
+    assert from_dsn.block.blocklist == "bl.spamcop.net"
     groups = {g.key: g for g in scan.groups}
     assert set(groups) == {"example.net", "Microsoft", "Yahoo", "Gmail"}
-    assert groups["example.net"].count == 2
-    assert groups["example.net"].codes == (("554 5.7.1", 2),)
-    assert groups["example.net"].blocklists == ("zen.spamhaus.org",)
+    assert groups["example.net"].count == 3
+    assert groups["example.net"].recipients == 3
+    assert groups["example.net"].codes == (("554 5.7.1", 2), ("550 5.7.1", 1))
+    assert groups["example.net"].blocklists == ("bl.spamcop.net", "zen.spamhaus.org")
     assert groups["example.net"].campaigns == ("spring-survey",)
     assert groups["Microsoft"].codes == (("550 5.7.1", 1),)
     assert groups["Yahoo"].codes == (("421 4.7.0", 1),)

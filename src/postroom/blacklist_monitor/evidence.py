@@ -113,6 +113,9 @@ _REVERSE_DNS = re.compile(
     r"reverse (?:dns|lookup|host ?name)|\bptr\b|rdns|dns pointer|ip name lookup failed"
 )
 _BLOCKED_WORD = re.compile(r"\bblock(?:ed)?\b")
+# Greylisting (a first refusal that any sender gets) is often sent as
+# 4.7.1, which alone would read as a block of the sender.
+_GREYLISTED = re.compile(r"gr[ae]y ?list")
 
 
 def sender_block(
@@ -121,6 +124,8 @@ def sender_block(
     """The block of the sender that a reply reports, or None for any other
     failure (an unknown user, a full mailbox, SPF or DKIM, content)."""
     lowered = text.lower()
+    if _GREYLISTED.search(lowered):
+        return None
     provider = provider_of(mx_host, lowered)
     provider_code, code_provider = _provider_code(status, lowered)
     provider = provider or code_provider

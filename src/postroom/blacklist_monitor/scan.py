@@ -18,7 +18,7 @@ import socket
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import SMTP
@@ -67,11 +67,13 @@ def report_day(now: datetime, timezone: str) -> date:
 
 
 def day_window(day: date, timezone: str) -> tuple[datetime, datetime]:
-    """[since, until) of ``day`` in ``timezone``, as aware datetimes."""
+    """[since, until) of ``day`` in ``timezone``, in UTC."""
     zone = zoneinfo.ZoneInfo(timezone)
     since = datetime.combine(day, time(), tzinfo=zone)
     until = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
-    return since, until
+    # In UTC, so that the length of a day with a DST change comes out right
+    # in arithmetic too (aware datetimes of one zone subtract as wall time).
+    return since.astimezone(UTC), until.astimezone(UTC)
 
 
 def sending_ips(config: Config) -> list[str]:
