@@ -381,3 +381,10 @@ def split_name(display_name: str) -> tuple[str, str]:
     if not first:
         return name, ""
     return last, first
+
+
+# -- blacklist ---------------------------------------------------------------
+
+from postroom.blacklist_monitor.cli import blacklist  # noqa: E402 -- needs main
+
+main.add_command(blacklist)

@@ -31,6 +31,24 @@ SCRIPT: dict[str, str | None] = {
     ),
     "full": "552 Mailbox over quota",
     "closing": "421 4.3.2 Service shutting down",
+    # Refusals of the sender, as blocklists and the large providers word them.
+    "listed": (
+        "554 5.7.1 Service unavailable; Client host [192.0.2.99] blocked using "
+        "zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.99"
+    ),
+    "msblock": (
+        "550 5.7.1 Unfortunately, messages from [192.0.2.99] weren't sent. Please "
+        "contact your Internet service provider since part of their network is "
+        "on our block list (S3150)."
+    ),
+    "yahooblock": (
+        "421 4.7.0 [TSS04] Messages from 192.0.2.99 temporarily deferred due to "
+        "unexpected volume or user complaints - 4.16.55.1"
+    ),
+    "gmailblock": (
+        "421-4.7.28 Our system has detected an unusual rate of unsolicited mail\r\n"
+        "421 4.7.28 originating from your IP address. gsmtp"
+    ),
 }
 DATA_SCRIPT: dict[str, str] = {
     "spam": "554 5.7.1 Message rejected as spam",

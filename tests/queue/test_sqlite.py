@@ -16,7 +16,7 @@ from postroom.clock import ManualClock
 from postroom.config import Config
 from postroom.config.schema import QueueConfig
 from postroom.errors import StorageError
-from postroom.queue import sqlite_sql
+from postroom.queue import sqlite_blacklist, sqlite_sql
 from postroom.queue.open import open_store
 from postroom.queue.sqlite import SqliteStore
 from postroom.queue.sqlite_schema import MIGRATIONS, connect
@@ -229,3 +229,30 @@ async def test_close_finishes_the_writes_already_queued(
         await reopened.close()
     assert stored == {a.queue_id for a in accepted}
     assert len(stored) == 10
+
+
+async def test_the_days_failures_are_read_through_time_indexes(
+    sqlite_store: SqliteStore, clock: ManualClock
+) -> None:
+    for i in range(20):
+        await sqlite_store.accept(message(f"r{i}@x.example"), clock.now())
+    conn = connect(sqlite_store.path)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        sqlite_blacklist.failures(conn, clock.now(), clock.now() + timedelta(days=1))
+        conn.set_trace_callback(None)
+        plans = {
+            sql: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            for sql in statements
+        }
+    finally:
+        conn.close()
+
+    assert len(plans) == 2
+    for sql, plan in plans.items():
+        scans = [
+            step for step in plan if step.startswith("SCAN") and "INDEX" not in step
+        ]
+        assert scans == [], (sql, plan)
+        assert any("_at" in step for step in plan), (sql, plan)

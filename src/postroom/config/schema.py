@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -175,6 +176,65 @@ class DeliveryConfig(_Section):
         return value
 
 
+# DNS blocklists known to list IPv6 addresses; other zones are asked about
+# IPv4 only, unless an entry says ``ipv6: true``.
+IPV6_ZONES = frozenset({"zen.spamhaus.org"})
+
+
+class DnsblZone(_Section):
+    """One DNS blocklist zone; written as its name, or as a mapping."""
+
+    zone: str
+    ipv6: bool = False
+
+
+def _zone_entry(value: object) -> object:
+    if isinstance(value, str):
+        zone = value.strip().strip(".").lower()
+        return {"zone": zone, "ipv6": zone in IPV6_ZONES}
+    return value
+
+
+ZoneEntry = Annotated[DnsblZone, BeforeValidator(_zone_entry)]
+
+
+def _zones(*names: str) -> tuple[DnsblZone, ...]:
+    return tuple(DnsblZone(zone=name, ipv6=name in IPV6_ZONES) for name in names)
+
+
+class BlacklistMonitorConfig(_Section):
+    report_to: tuple[str, ...] = ()
+    report_from: str | None = None
+    sending_ips: tuple[str, ...] = ()
+    sending_domains: tuple[str, ...] = ()
+    ip_zones: tuple[ZoneEntry, ...] = _zones(
+        "zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"
+    )
+    domain_zones: tuple[ZoneEntry, ...] = _zones("dbl.spamhaus.org")
+    dns: DnsConfig = DnsConfig()
+    timezone: str = "UTC"
+    all_clear: bool = True
+
+    @field_validator("sending_ips")
+    @classmethod
+    def _ips(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return values
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a known time zone") from None
+        return name
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -188,6 +248,7 @@ class Config(_Section):
     campaigns: CampaignsConfig = CampaignsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     logging: LoggingConfig = LoggingConfig()
+    blacklist_monitor: BlacklistMonitorConfig = BlacklistMonitorConfig()
 
     @field_validator("hostname")
     @classmethod

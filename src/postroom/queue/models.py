@@ -189,3 +189,36 @@ class ExportRow:
     status: str | None
     at: datetime
     text: str
+
+
+# -- the daily blacklist scan ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One refusal seen on a day: a failed attempt or a later bounce report.
+
+    ``source`` is ``attempt`` for a delivery attempt (deferred or bounced)
+    and the bounce record's source otherwise (``dsn``). ``queue_id`` is
+    None when a report matched no recipient.
+    """
+
+    source: str
+    at: datetime
+    address: str
+    campaign: str
+    queue_id: str | None
+    mx_host: str | None
+    code: int | None
+    status: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DailyReport:
+    """What the store remembers of one day's blacklist report."""
+
+    day: str  # YYYY-MM-DD in the scan's time zone
+    sent_at: datetime | None
+    queue_id: str | None  # the report mail, when one was enqueued
+    summary: str

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import structlog
 
 from postroom.errors import StorageError
+from postroom.queue import sqlite_blacklist as blacklist
 from postroom.queue import sqlite_reports as reports
 from postroom.queue import sqlite_sql as sql
 from postroom.queue.models import (
@@ -36,8 +37,10 @@ from postroom.queue.models import (
     Attempt,
     AttemptResult,
     BounceRecord,
+    DailyReport,
     Delivery,
     ExportRow,
+    Failure,
     Message,
     NewMessage,
     Recipient,
@@ -423,6 +426,50 @@ class SqliteStore(Store):
                 reports.export_deferrals, campaign=campaign, since=since, until=until
             )
         )
+
+    # -- the daily blacklist scan -----------------------------------------
+
+    async def failures(self, since: datetime, until: datetime) -> list[Failure]:
+        return await self._read(partial(blacklist.failures, since=since, until=until))
+
+    async def claim_report(
+        self, day: str, holder: str, now: datetime, hold: timedelta, *, force: bool
+    ) -> bool:
+        return await self._write(
+            partial(
+                blacklist.claim_report,
+                day=day,
+                holder=holder,
+                now=now,
+                hold=hold,
+                force=force,
+            )
+        )
+
+    async def finish_report(
+        self,
+        day: str,
+        holder: str,
+        now: datetime,
+        *,
+        sent: bool,
+        queue_id: str | None,
+        summary: str,
+    ) -> None:
+        await self._write(
+            partial(
+                blacklist.finish_report,
+                day=day,
+                holder=holder,
+                now=now,
+                sent=sent,
+                queue_id=queue_id,
+                summary=summary,
+            )
+        )
+
+    async def daily_report(self, day: str) -> DailyReport | None:
+        return await self._read(partial(blacklist.daily_report, day=day))
 
     # -- housekeeping -----------------------------------------------------
 

@@ -118,9 +118,22 @@ CREATE TABLE secrets (
 ) WITHOUT ROWID;
 """
 
+# The daily blacklist report: one row per day, claimed by one runner at a
+# time (``holder`` until ``claimed_until``) and marked once sent.
+_V2 = """
+CREATE TABLE daily_reports (
+    day           TEXT PRIMARY KEY,
+    holder        TEXT,
+    claimed_until INTEGER,
+    sent_at       INTEGER,
+    queue_id      TEXT,
+    summary       TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
 # Append only: a released migration is never edited.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 def to_db(moment: datetime) -> int:

@@ -27,8 +27,10 @@ from postroom.queue.models import (
     Attempt,
     AttemptResult,
     BounceRecord,
+    DailyReport,
     Delivery,
     ExportRow,
+    Failure,
     Message,
     NewMessage,
     Recipient,
@@ -176,6 +178,46 @@ class Store(abc.ABC):
         until: datetime | None,
     ) -> list[ExportRow]:
         """One row per deferred attempt whose time falls in [since, until)."""
+
+    # -- the daily blacklist scan -----------------------------------------
+
+    @abc.abstractmethod
+    async def failures(self, since: datetime, until: datetime) -> list[Failure]:
+        """Every refusal whose time falls in [since, until), oldest first.
+
+        Each refusal appears once: every attempt that was deferred or
+        bounced, and every bounce record that no attempt stands for (those
+        whose source is neither ``smtp`` nor ``expiry``, such as DSNs).
+        """
+
+    @abc.abstractmethod
+    async def claim_report(
+        self, day: str, holder: str, now: datetime, hold: timedelta, *, force: bool
+    ) -> bool:
+        """Take the right to send ``day``'s blacklist report, for ``hold``.
+
+        False when another holder's claim has not run out, or when the
+        report was sent already and ``force`` is not given. Only one caller
+        at a time is told True for a day.
+        """
+
+    @abc.abstractmethod
+    async def finish_report(
+        self,
+        day: str,
+        holder: str,
+        now: datetime,
+        *,
+        sent: bool,
+        queue_id: str | None,
+        summary: str,
+    ) -> None:
+        """Give up ``holder``'s claim on ``day``; with ``sent``, record the
+        report as sent at ``now`` (the mail's queue id, a one-line summary)."""
+
+    @abc.abstractmethod
+    async def daily_report(self, day: str) -> DailyReport | None:
+        """The record of ``day``'s report, or None when none was sent."""
 
     # -- housekeeping -----------------------------------------------------
 
