@@ -93,3 +93,57 @@ def test_stage_wording_in_another_recipients_paragraph_does_not_count() -> None:
 
     assert answered_data("a@example.net", text, sole=False) is False
     assert answered_data("b@example.net", text, sole=False) is True
+
+
+def test_unknown_user_under_a_status_naming_another_cause_is_not_hard() -> None:
+    text = "550 5.2.1 <who@example.net>... User Unknown"
+
+    verdict = classify(550, EnhancedStatus(5, 2, 1), text)
+
+    assert verdict.category is Category.POLICY
+    assert verdict.hard is False
+
+
+def test_unknown_user_under_a_generic_status_stays_a_bad_address() -> None:
+    verdict = classify(550, EnhancedStatus(5, 0, 0), "550 User unknown")
+
+    assert verdict.category is Category.UNKNOWN_USER
+    assert verdict.hard is True
+
+
+def test_rcpt_stage_confirms_unknown_user_whatever_the_status() -> None:
+    text = "550 5.2.1 <who@example.net>... User Unknown (in reply to RCPT TO command)"
+
+    verdict = classify(550, EnhancedStatus(5, 2, 1), text)
+
+    assert verdict.category is Category.UNKNOWN_USER
+    assert verdict.hard is True
+
+
+GATEWAY_BOUNCE = b"""\
+From: <MAILER-DAEMON@gw.example.org>
+To: <sender@example.org>
+Subject: Delivery Status
+X-NAI-Header: Modified by McAfee Email Gateway
+Content-Type: text/plain
+
+    --- The following addresses had delivery problems ---
+<who@example.net>   (who@example.net... No such user)
+"""
+
+
+def test_filtering_gateways_own_unknown_user_refusal_is_not_hard() -> None:
+    report = parse(GATEWAY_BOUNCE)
+
+    (record,) = report.failed
+    assert record.category is Category.POLICY
+    assert record.hard is False
+
+
+def test_filtering_gateway_relaying_an_address_status_keeps_it_hard() -> None:
+    raw = GATEWAY_BOUNCE.replace(b"(who@", b"(5.1.1 who@")
+
+    (record,) = parse(raw).failed
+
+    assert record.status == "5.1.1"
+    assert record.hard is True

@@ -47,6 +47,13 @@ cost a respondent, so such a refusal is ``policy`` and not hard. Wording
 that only a refusal of RCPT TO has (Postfix's "Recipient address
 rejected") keeps the address at fault whatever stage a report names.
 
+When no stage is named, the enhanced status decides. A code of the
+address subject (X.1.X, RFC 3463 section 3.2) confirms the wording. A
+code that names another subject, a mailbox that will not take mail
+(X.2.X), the mail system (X.3.X) or policy (X.7.X), contradicts it: the
+server refused this message, so the refusal is ``policy`` and not hard.
+With no code, or only a generic ``X.0.0``, the wording stands.
+
 A delay notice (RFC 3464 Action ``delayed``) is not an expiry: the
 reporting server is still retrying and may yet deliver, so its record
 keeps the ``delayed`` action and a category read from its cause
@@ -288,6 +295,15 @@ _UNREACHABLE = re.compile(
 # "in reply to end of DATA command", Exim's "after end of data", or a
 # gateway's "SMTP command: DATA" field.
 _AFTER_DATA = re.compile(r"(?:end of|after|reply to) data\b|smtp command\W{1,20}data\b")
+# Wording that places a refusal at RCPT TO: Postfix's "in reply to RCPT TO
+# command", Exim's "after RCPT TO", qmail's "does not like recipient", and
+# the stage fields of gateways and web mail ("SMTP:RCPT", "[RCPT_TO]").
+_AFTER_RCPT = re.compile(
+    r"(?:reply to|after|like our) rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
+    r"|does not like recipient"
+)
+# Status subjects that name a cause other than the address (RFC 3463).
+_OTHER_SUBJECTS = frozenset({2, 3, 7})
 # The continuation prefix of a multi-line reply quoted inside the text.
 _CONTINUATION = re.compile(r"\b[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3} ")
 
@@ -334,6 +350,7 @@ def classify(
     *,
     permanent: bool | None = None,
     after_data: bool | None = None,
+    after_rcpt: bool | None = None,
 ) -> Verdict:
     """Name the cause of a failure from its reply code, status and text.
 
@@ -341,11 +358,12 @@ def classify(
     permanence; a DSN whose Action is ``failed`` is permanent whatever
     class its status has (RFC 3464 section 2.3.3). ``after_data`` says
     the refusal answered DATA or the end of the message rather than RCPT;
-    when None it is read from the text.
+    when None it is read from the text. ``after_rcpt`` says it answered
+    RCPT TO, the same way.
     """
     category = category_from_text(text)
     if category is Category.UNKNOWN_USER:
-        category = _unknown_user_or_not(text, after_data)
+        category = _unknown_user_or_not(text, status, after_data, after_rcpt)
     if category is None and status is not None:
         category = _STATUS_RULES.get((status.subject, status.detail))
         if category is None and status.subject == 7:
@@ -367,14 +385,27 @@ def classify(
     return Verdict(category, category in HARD_CATEGORIES and permanent)
 
 
-def _unknown_user_or_not(text: str, after_data: bool | None) -> Category:
+def _unknown_user_or_not(
+    text: str,
+    status: EnhancedStatus | None,
+    after_data: bool | None,
+    after_rcpt: bool | None,
+) -> Category:
     """Whether an "unknown user" wording really says the address is bad."""
     lowered = text[:_MAX_TEXT].lower()
     if "recipient address rejected" in lowered:
         return Category.UNKNOWN_USER
     if after_data is None:
         after_data = _AFTER_DATA.search(lowered) is not None
-    return Category.POLICY if after_data else Category.UNKNOWN_USER
+    if after_data:
+        return Category.POLICY
+    if after_rcpt is None:
+        after_rcpt = _AFTER_RCPT.search(lowered) is not None
+    if after_rcpt or status is None or status.klass == 2:
+        return Category.UNKNOWN_USER
+    if status.subject in _OTHER_SUBJECTS:
+        return Category.POLICY
+    return Category.UNKNOWN_USER
 
 
 def category_from_text(text: str) -> Category | None:

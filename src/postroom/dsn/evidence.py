@@ -83,6 +83,14 @@ _TRANSCRIPT_DATA = re.compile(r"^>>> data[ \t]*\n((?:(?!>>>)[^\n]+\n?)*)", re.MU
 _RCPT_REFUSED = re.compile(
     r"^>>> rcpt to:[^\n]*\n<<< ?[45]|(?:reply to|after) rcpt to", re.MULTILINE
 )
+# Wording that places a refusal at RCPT TO, as reporting servers write it
+# next to the remote reply: Postfix, Exim, qmail ("does not like
+# recipient"), and the stage fields of gateways and web mail.
+_RCPT_STAGE = re.compile(
+    r"(?:reply\s+to|after|like\s+our)\s+rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
+    r"|does\s+not\s+like\s+recipient"
+)
+_TRANSCRIPT_RCPT = re.compile(r"^>>> rcpt to:[^\n]*\n<<< ?[45]", re.MULTILINE)
 _PARAGRAPH = 600
 
 
@@ -108,13 +116,38 @@ def answered_data(recipient: str, text: str, *, sole: bool) -> bool:
         reply = replies[-1] if replies else ""
         if address in reply or (sole and len(replies) == 1 and "@" not in reply):
             return True
+    return _named_near(_DATA_STAGE, address, lowered, sole=sole)
+
+
+def answered_rcpt(recipient: str, text: str, *, sole: bool) -> bool:
+    """Whether ``text`` shows the refusal for ``recipient`` answered RCPT TO.
+
+    Evidence is a transcript whose reply to RCPT TO is a refusal, or
+    RCPT-stage wording in the paragraph that names the recipient (anywhere
+    in the text for a ``sole`` recipient).
+    """
+    lowered = text.lower()
+    if "rcpt" not in lowered and "recipient" not in lowered:
+        return False
+    address = recipient.lower()
+    if ">>> " in lowered:
+        for match in _TRANSCRIPT_RCPT.finditer(lowered):
+            if sole or address in match[0]:
+                return True
+    return _named_near(_RCPT_STAGE, address, lowered, sole=sole)
+
+
+def _named_near(
+    stage: re.Pattern[str], address: str, lowered: str, *, sole: bool
+) -> bool:
+    """Whether ``stage`` wording is in the paragraph that names ``address``."""
     if sole:
-        return _DATA_STAGE.search(lowered) is not None
+        return stage.search(lowered) is not None
     at = lowered.find(address)
     while at >= 0:
         end = lowered.find("\n\n", at)
         end = at + _PARAGRAPH if end < 0 else min(end, at + _PARAGRAPH)
-        if _DATA_STAGE.search(lowered, at, end):
+        if stage.search(lowered, at, end):
             return True
         at = lowered.find(address, at + 1)
     return False

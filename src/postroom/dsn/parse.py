@@ -24,9 +24,11 @@ from postroom.dsn.arf import read_feedback
 from postroom.dsn.autoreply import is_auto_reply
 from postroom.dsn.classify import Category, classify
 from postroom.dsn.dialects import REGISTRY, Finding
+from postroom.dsn.dialects.gateway import filtering_gateway
 from postroom.dsn.dialects.generic import looks_like_bounce
 from postroom.dsn.evidence import (
     answered_data,
+    answered_rcpt,
     best_status,
     lenient_date,
     reply_code_in,
@@ -67,16 +69,17 @@ def _parse(raw: bytes, *, nested: bool = True) -> Report:
     if view.has_part("message/feedback-report"):
         return _report(ReportKind.ARF, view, read_feedback(view), "arf")
 
+    gateway = filtering_gateway(view) is not None
     status_part = view.has_part(*_DELIVERY_STATUS)
     if status_part is not None:
-        records = _from_delivery_status(view, status_part.text())
+        records = _from_delivery_status(view, status_part.text(), gateway)
         if records:
             return _report(ReportKind.DSN, view, records, "rfc3464")
 
     if status_part is None:
         inline = _INLINE_STATUS.search(view.full_text)
         records = (
-            _from_delivery_status(view, view.full_text[inline.start() :])
+            _from_delivery_status(view, view.full_text[inline.start() :], gateway)
             if inline
             else ()
         )
@@ -96,7 +99,9 @@ def _parse(raw: bytes, *, nested: bool = True) -> Report:
         findings = dialect.read(view)
         if findings:
             sole = len(findings) == 1
-            records = tuple(_from_finding(f, view.text, sole) for f in findings)
+            records = tuple(
+                _from_finding(f, view.text, sole, gateway) for f in findings
+            )
             return _report(ReportKind.DSN, view, records, dialect.name)
 
     kind = ReportKind.UNKNOWN if bounce else ReportKind.NOT_BOUNCE
@@ -150,19 +155,21 @@ def _envelope_to(view: MessageView) -> str | None:
     return None
 
 
-def _from_delivery_status(view: MessageView, body: str) -> tuple[Record, ...]:
+def _from_delivery_status(
+    view: MessageView, body: str, gateway: bool
+) -> tuple[Record, ...]:
     status = parse_delivery_status(body)
     records = []
     sole = len(status.recipients) == 1
     for fields in status.recipients:
-        record = _from_fields(fields, status.arrival_date, view.text, sole)
+        record = _from_fields(fields, status.arrival_date, view.text, sole, gateway)
         if record is not None:
             records.append(record)
     return tuple(records)
 
 
 def _from_fields(
-    fields: RecipientFields, arrival: str | None, text: str, sole: bool
+    fields: RecipientFields, arrival: str | None, text: str, sole: bool, gateway: bool
 ) -> Record | None:
     recipient = _ADDRESS.search(fields.final_recipient or "")
     if recipient is None and fields.original_recipient:
@@ -185,10 +192,12 @@ def _from_fields(
         remote_mta=fields.remote_mta,
         date=fields.last_attempt or arrival,
         after_data=answered_data(recipient[0], text, sole=sole),
+        after_rcpt=answered_rcpt(recipient[0], text, sole=sole),
+        gateway=gateway,
     )
 
 
-def _from_finding(finding: Finding, text: str, sole: bool) -> Record:
+def _from_finding(finding: Finding, text: str, sole: bool, gateway: bool) -> Record:
     status = EnhancedStatus.parse(finding.status) if finding.status else None
     return _record(
         finding.recipient,
@@ -198,6 +207,8 @@ def _from_finding(finding: Finding, text: str, sole: bool) -> Record:
         finding.diagnostic,
         remote_mta=finding.remote_mta,
         after_data=answered_data(finding.recipient, text, sole=sole),
+        after_rcpt=answered_rcpt(finding.recipient, text, sole=sole),
+        gateway=gateway,
     )
 
 
@@ -211,7 +222,13 @@ def _record(
     remote_mta: str | None = None,
     date: str | None = None,
     after_data: bool = False,
+    after_rcpt: bool = False,
+    gateway: bool = False,
 ) -> Record:
+    if gateway and (status is None or status.subject != 1):
+        # A filtering gateway's own refusal judges the message; only an
+        # address status relayed from the server behind it names the address.
+        after_data = True
     if action in (Action.FAILED, Action.DELAYED):
         verdict = classify(
             int(code) if code else None,
@@ -221,6 +238,7 @@ def _record(
             # Evidence from the rest of the message; the diagnostic alone
             # is still read when there is none.
             after_data=True if after_data else None,
+            after_rcpt=True if after_rcpt else None,
         )
         category, hard = verdict.category, verdict.hard
     else:
