@@ -387,3 +387,60 @@ async def test_mail_to_postmaster_is_kept_and_forwarded(
     assert copy.mail_from in ("", "<>")  # a forward's failure must not come back here
     assert b"Subject: your relay" in copy.data
     assert report.outcome == "forwarded"
+
+
+def without_our_header(copy: Received) -> Received:
+    kept = b"\r\n".join(
+        line
+        for line in copy.data.split(b"\r\n")
+        if not line.startswith(RCPT_HEADER.encode())
+    )
+    return Received(copy.port, copy.connection, copy.mail_from, copy.rcpt, kept, False)
+
+
+async def test_a_tokenless_report_matches_by_message_id_only_for_a_lone_recipient(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = without_our_header(
+        await delivered_copy(running, sink, "ok@example.net", "spring")
+    )
+    feedback = f"fbl@{BOUNCE_DOMAIN}"
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, feedback, dsn(feedback, copy)
+    )
+
+    row = await recipient(running, "ok@example.net")
+    [report] = await running.store.inbound_reports()
+    assert RCPT_HEADER.encode() not in copy.data
+    assert row.state is State.BOUNCED
+    assert (report.outcome, report.recipient_id) == ("bounced", row.id)
+    assert "via message_id" in report.detail
+
+
+async def test_a_tokenless_report_about_a_shared_message_id_matches_nobody(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    message = invitation("ok@example.net", "spring")
+    message.replace_header("To", "ok@example.net, other@example.net")
+    await asyncio.to_thread(submit, running.submission.port, message)
+
+    async def both_delivered() -> bool:
+        rows = await running.store.recipients()
+        return len(sink.messages) == 2 and all(r.state is State.DELIVERED for r in rows)
+
+    await until(both_delivered)
+    copy = without_our_header(sink.to("ok@example.net")[0])
+    feedback = f"fbl@{BOUNCE_DOMAIN}"
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, feedback, dsn(feedback, copy)
+    )
+
+    # Every recipient of the message knows its Message-ID: it proves nothing.
+    states = {r.address: r.state for r in await running.store.recipients()}
+    [report] = await running.store.inbound_reports()
+    assert set(states.values()) == {State.DELIVERED}
+    assert report.outcome == "unmatched"
