@@ -15,6 +15,10 @@ is acted on and answered 250; if keeping it fails, the answer is 451 and
 the sender tries again. A failure while acting on a kept message is
 logged and leaves the message ``pending``; it is still answered 250,
 since the sender can do nothing better than we can with it.
+
+TODO: kept messages left ``pending`` (by a crash or a bug while acting on
+them) are not acted on again at start-up; their bounces are lost until
+someone reads them from the ``inbound_reports`` table.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ class InboundServer:
             self._store,
             self._clock,
             bounces=await bounce_signer(self._config, self._store),
-            unsubscribes=await unsubscribe_signer(self._config, self._store),
+            unsubscribes=await unsubscribe_signer(self._store),
             on_enqueue=self._on_enqueue,
         )
         self._handler = _Handler(self._config, self._store, self._clock, handler)

@@ -47,7 +47,7 @@ async def bounce_signer(config: Config, store: Store) -> TokenSigner:
     return TokenSigner(await _key(config, store, "verp"), BOUNCE_PURPOSE)
 
 
-async def unsubscribe_signer(config: Config, store: Store) -> TokenSigner:
+async def unsubscribe_signer(store: Store) -> TokenSigner:
     """The signer of unsubscribe tokens, shared with the unsubscribe headers
     and the web endpoint: the store's secret ``unsubscribe``."""
     return TokenSigner(await store.secret("unsubscribe"), UNSUBSCRIBE_PURPOSE)
