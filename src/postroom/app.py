@@ -16,6 +16,7 @@ from postroom.clock import Clock, SystemClock
 from postroom.config import Config
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
+from postroom.relay.inbound import InboundServer
 from postroom.relay.stamp import build_stamper
 from postroom.relay.submission import SubmissionServer
 from postroom.relay.worker import DeliveryEngine
@@ -26,11 +27,13 @@ log = structlog.get_logger()
 class Relay:
     """postroom as one process: accept, deliver, purge.
 
-    ``engine`` and ``submission`` exist once `start` has run.
+    ``engine`` and ``submission`` exist once `start` has run; ``inbound``
+    too when ``inbound.bounce_domain`` is set, else it is None.
     """
 
     engine: DeliveryEngine
     submission: SubmissionServer
+    inbound: InboundServer | None = None
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -56,6 +59,11 @@ class Relay:
             self.config, self.store, self.clock, on_accept=self.engine.wake
         )
         await self.submission.start()
+        if self.config.inbound.bounce_domain is not None:
+            self.inbound = InboundServer(
+                self.config, self.store, self.clock, on_enqueue=self.engine.wake
+            )
+            await self.inbound.start()
         self._tasks = [
             asyncio.create_task(self.engine.run(), name="delivery"),
             asyncio.create_task(self._purge_loop(), name="purge"),
@@ -70,6 +78,8 @@ class Relay:
     async def stop(self) -> None:
         """Stop accepting, let in-flight deliveries finish, close the store."""
         await self.submission.stop()
+        if self.inbound is not None:
+            await self.inbound.stop()
         await self.engine.stop()
         for task in self._tasks:
             task.cancel()

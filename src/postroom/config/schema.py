@@ -7,6 +7,7 @@ error that names the key instead of a setting silently ignored.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import zoneinfo
 from datetime import timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +26,7 @@ from pydantic import (
 )
 
 from postroom.config.units import format_duration, parse_duration, parse_size
+from postroom.dsn.classify import Category
 
 Duration = Annotated[
     timedelta,
@@ -235,6 +238,111 @@ class BlacklistMonitorConfig(_Section):
         return name
 
 
+# A local part we put in front of "+TOKEN": at most 32 characters, so that
+# with the longest token (31) it stays within the 64 octets of RFC 5321
+# section 4.5.3.1.1; lowercase, so that a server that lowercases the
+# return path does not change it.
+_LOCAL_PART = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,30}[a-z0-9])?")
+
+
+def _check_local_part(value: str) -> str:
+    if not _LOCAL_PART.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"{value!r} must be 1 to 32 lowercase letters, digits, '.', '-' or '_'"
+        )
+    return value
+
+
+LocalPart = Annotated[str, AfterValidator(_check_local_part)]
+
+
+class InboundConfig(_Section):
+    """The MX for the bounce domain: DSNs, complaints, unsubscribes, postmaster."""
+
+    listen: HostPort = "127.0.0.1:2526"
+    bounce_domain: str | None = None
+    bounce_local: LocalPart = "bounces"
+    secret: str | None = None
+    postmaster_forward: tuple[str, ...] = ()
+    feedback_local: LocalPart = "fbl"
+    unsubscribe_local: LocalPart = "unsubscribe"
+    max_message_size: Size = 10_000_000
+    timeout: Duration = timedelta(minutes=5)
+
+    @field_validator("bounce_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower().rstrip(".")
+        if not value or "." not in value or any(c.isspace() or c == "@" for c in value):
+            raise ValueError(f"{value!r} is not a domain name")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("postmaster_forward")
+    @classmethod
+    def _addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            local, at, domain = value.rpartition("@")
+            if not at or not local or "." not in domain:
+                raise ValueError(f"{value!r} is not an e-mail address")
+        return values
+
+    @model_validator(mode="after")
+    def _distinct_locals(self) -> InboundConfig:
+        names = (self.bounce_local, self.feedback_local, self.unsubscribe_local)
+        if len(set(names)) != len(names) or "postmaster" in names:
+            raise ValueError(
+                "bounce_local, feedback_local and unsubscribe_local must differ "
+                "from each other and from postmaster"
+            )
+        return self
+
+
+# Categories whose failure means the address itself is bad, plus
+# complaints: an address there is not mailed again. Blocks, policy
+# rejections, full mailboxes and expiry are the sender's or the moment's
+# problem, so they are recorded but suppress nobody.
+DEFAULT_SUPPRESS = frozenset(
+    {
+        Category.UNKNOWN_USER,
+        Category.UNKNOWN_DOMAIN,
+        Category.MAILBOX_GONE,
+        Category.COMPLAINT,
+    }
+)
+
+
+def _default_policy() -> dict[str, bool]:
+    return {str(c): c in DEFAULT_SUPPRESS for c in Category}
+
+
+class SuppressionConfig(_Section):
+    """Which failures put an address on a suppression list, and which list."""
+
+    scope: Literal["campaign", "global"] = "campaign"
+    policy: dict[str, bool] = Field(default_factory=_default_policy)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_categories(cls, policy: dict[str, bool]) -> dict[str, bool]:
+        known = {str(c) for c in Category}
+        unknown = sorted(set(policy) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown categories {unknown}; known: {', '.join(sorted(known))}"
+            )
+        # Categories not named keep their default.
+        return {**_default_policy(), **policy}
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -247,6 +355,8 @@ class Config(_Section):
     submission: SubmissionConfig = SubmissionConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    inbound: InboundConfig = InboundConfig()
+    suppression: SuppressionConfig = SuppressionConfig()
     logging: LoggingConfig = LoggingConfig()
     blacklist_monitor: BlacklistMonitorConfig = BlacklistMonitorConfig()
 

@@ -222,3 +222,44 @@ class DailyReport:
     sent_at: datetime | None
     queue_id: str | None  # the report mail, when one was enqueued
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One address on one suppression list (a campaign, or ``*`` for all)."""
+
+    scope: str
+    address: str
+    reason: str  # unsubscribe | complaint | a bounce category | manual | import
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewInboundReport:
+    """A message that arrived at the inbound listener, before it is read."""
+
+    peer: str
+    mail_from: str
+    rcpts: tuple[str, ...]
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InboundReport:
+    """A kept inbound message and what came of it.
+
+    ``outcome`` is ``pending`` until it has been acted on; then, for
+    example, ``bounced``, ``delayed``, ``complaint``, ``unsubscribed``,
+    ``forwarded``, ``unmatched``, ``forged`` or ``ignored``.
+    """
+
+    id: int
+    received_at: datetime
+    peer: str
+    mail_from: str
+    rcpts: tuple[str, ...]
+    size: int
+    kind: str | None
+    outcome: str
+    recipient_id: int | None
+    detail: str

@@ -30,6 +30,7 @@ import structlog
 
 from postroom.errors import StorageError
 from postroom.queue import sqlite_blacklist as blacklist
+from postroom.queue import sqlite_inbound as inbound
 from postroom.queue import sqlite_reports as reports
 from postroom.queue import sqlite_sql as sql
 from postroom.queue.models import (
@@ -41,11 +42,14 @@ from postroom.queue.models import (
     Delivery,
     ExportRow,
     Failure,
+    InboundReport,
     Message,
+    NewInboundReport,
     NewMessage,
     Recipient,
     State,
     Stats,
+    Suppression,
 )
 from postroom.queue.sqlite_schema import connect, migrate
 from postroom.queue.store import PurgeCounts, Store
@@ -357,6 +361,58 @@ class SqliteStore(Store):
     ) -> bool:
         return await self._write(
             partial(sql.suppress, scope=scope, address=address, reason=reason, now=now)
+        )
+
+    async def suppressions(
+        self, scope: str | None = None, limit: int | None = None
+    ) -> list[Suppression]:
+        return await self._read(partial(inbound.suppressions, scope=scope, limit=limit))
+
+    async def unsuppress(self, scope: str, address: str) -> bool:
+        return await self._write(
+            partial(inbound.unsuppress, scope=scope, address=address)
+        )
+
+    async def suppress_many(self, entries: list[Suppression]) -> int:
+        return await self._write(partial(inbound.suppress_many, entries=entries))
+
+    # -- inbound reports --------------------------------------------------
+
+    async def add_inbound(self, report: NewInboundReport, now: datetime) -> int:
+        return await self._write(partial(inbound.add_inbound, report=report, now=now))
+
+    async def settle_inbound(
+        self,
+        report_id: int,
+        kind: str | None,
+        outcome: str,
+        recipient_id: int | None,
+        detail: str,
+    ) -> None:
+        await self._write(
+            partial(
+                inbound.settle_inbound,
+                report_id=report_id,
+                kind=kind,
+                outcome=outcome,
+                recipient_id=recipient_id,
+                detail=detail,
+            )
+        )
+
+    async def inbound_reports(
+        self, outcome: str | None = None, limit: int = 1000
+    ) -> list[InboundReport]:
+        return await self._read(
+            partial(inbound.inbound_reports, outcome=outcome, limit=limit)
+        )
+
+    async def load_inbound_raw(self, report_id: int) -> bytes:
+        return await self._read(partial(inbound.load_inbound_raw, report_id=report_id))
+
+    async def find_by_message_id(self, message_id: str) -> list[Recipient]:
+        return await self._read(
+            partial(inbound.find_by_message_id, message_id=message_id)
         )
 
     # -- inspecting and repairing ----------------------------------------

@@ -131,9 +131,31 @@ CREATE TABLE daily_reports (
 ) WITHOUT ROWID;
 """
 
+# Reports that arrive at the inbound listener (DSNs, complaints, mail to
+# postmaster), kept with what was made of them.
+_V3 = """
+CREATE TABLE inbound_reports (
+    id           INTEGER PRIMARY KEY,
+    received_at  INTEGER NOT NULL,
+    peer         TEXT NOT NULL,
+    mail_from    TEXT NOT NULL,
+    rcpts        TEXT NOT NULL,   -- one address a line
+    size         INTEGER NOT NULL,
+    raw          BLOB NOT NULL,
+    kind         TEXT,
+    outcome      TEXT NOT NULL DEFAULT 'pending',
+    recipient_id INTEGER REFERENCES recipients (id) ON DELETE SET NULL,
+    detail       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX inbound_reports_outcome ON inbound_reports (outcome);
+CREATE INDEX inbound_reports_received ON inbound_reports (received_at);
+CREATE INDEX messages_message_id ON messages (message_id)
+    WHERE message_id IS NOT NULL;
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
 # Append only: a released migration is never edited.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def to_db(moment: datetime) -> int:

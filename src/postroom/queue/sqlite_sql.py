@@ -488,6 +488,12 @@ def purge_step(
         " WHERE at <= ? LIMIT ?)",
         (records_cut, batch),
     ).rowcount
+    # Kept inbound reports count with the bounce records they produced.
+    bounces += conn.execute(
+        "DELETE FROM inbound_reports WHERE id IN (SELECT id FROM inbound_reports"
+        " WHERE received_at <= ? LIMIT ?)",
+        (records_cut, batch),
+    ).rowcount
     return PurgeCounts(bodies, messages, attempts, bounces)
 
 

@@ -31,11 +31,14 @@ from postroom.queue.models import (
     Delivery,
     ExportRow,
     Failure,
+    InboundReport,
     Message,
+    NewInboundReport,
     NewMessage,
     Recipient,
     State,
     Stats,
+    Suppression,
 )
 
 GLOBAL_SCOPE = "*"  # the suppression scope that covers every campaign
@@ -117,6 +120,52 @@ class Store(abc.ABC):
     ) -> bool:
         """Put ``address`` on the list of ``scope`` (a campaign, or
         `GLOBAL_SCOPE`); False when it was there already."""
+
+    @abc.abstractmethod
+    async def suppressions(
+        self, scope: str | None = None, limit: int | None = None
+    ) -> list[Suppression]:
+        """The entries of one list (or of every list), by scope, then address."""
+
+    @abc.abstractmethod
+    async def unsuppress(self, scope: str, address: str) -> bool:
+        """Take ``address`` off the list of ``scope``; False when it was not on."""
+
+    @abc.abstractmethod
+    async def suppress_many(self, entries: list[Suppression]) -> int:
+        """Add many entries in one transaction; how many were new (an
+        address already on that list keeps its first reason)."""
+
+    # -- inbound reports --------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_inbound(self, report: NewInboundReport, now: datetime) -> int:
+        """Keep an inbound message durably (outcome ``pending``); its id."""
+
+    @abc.abstractmethod
+    async def settle_inbound(
+        self,
+        report_id: int,
+        kind: str | None,
+        outcome: str,
+        recipient_id: int | None,
+        detail: str,
+    ) -> None:
+        """Write what came of an inbound message."""
+
+    @abc.abstractmethod
+    async def inbound_reports(
+        self, outcome: str | None = None, limit: int = 1000
+    ) -> list[InboundReport]:
+        """Kept inbound messages, oldest first, optionally of one outcome."""
+
+    @abc.abstractmethod
+    async def load_inbound_raw(self, report_id: int) -> bytes:
+        """The bytes of a kept inbound message; `NotFound` when unknown."""
+
+    @abc.abstractmethod
+    async def find_by_message_id(self, message_id: str) -> list[Recipient]:
+        """Every recipient of the messages whose Message-ID is ``message_id``."""
 
     # -- inspecting and repairing ----------------------------------------
 

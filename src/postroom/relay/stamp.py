@@ -50,4 +50,11 @@ class Stamper:
 async def build_stamper(config: Config, store: Store) -> Stamper:
     """The steps the configuration asks for, with their keys from the store."""
     steps: list[StampStep] = []
+    inbound = config.inbound
+    if inbound.bounce_domain is not None:
+        # Imported here: the verp module builds on this one.
+        from postroom.relay.verp import VerpStep, bounce_signer
+
+        signer = await bounce_signer(config, store)
+        steps.append(VerpStep(signer, inbound.bounce_local, inbound.bounce_domain))
     return Stamper(steps)

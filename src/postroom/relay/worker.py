@@ -35,6 +35,7 @@ from postroom.queue.models import (
 )
 from postroom.queue.retry import RetryPolicy
 from postroom.queue.store import Store
+from postroom.queue.suppression import SuppressionPolicy, apply_policy
 from postroom.relay.mx import MxResolver
 from postroom.relay.outbound import Courier, SmtpResult
 from postroom.relay.stamp import Stamper
@@ -78,6 +79,7 @@ class DeliveryEngine:
         self._courier = Courier(config, self._resolver)
         self._stamper = stamper or Stamper()
         self._policy = RetryPolicy(config.queue.retry_schedule, config.queue.max_age)
+        self._suppression = SuppressionPolicy(config.suppression)
         self._batch = delivery.concurrency
         self._lease = delivery.lease
         self._poll = delivery.poll_interval.total_seconds()
@@ -198,6 +200,7 @@ class DeliveryEngine:
                 result = self._invalid(delivery, exc)
                 await self._store.record(result)
                 self._log(delivery, result, loop.time() - started)
+                await self._suppress(result)
                 return
             outcome = SmtpResult(Outcome.DEFERRED, None, None, None, exc.reason)
         else:
@@ -209,6 +212,24 @@ class DeliveryEngine:
         result = self._result(delivery, outcome)
         await self._store.record(result)
         self._log(delivery, result, loop.time() - started)
+        await self._suppress(result)
+
+    async def _suppress(self, result: AttemptResult) -> None:
+        """Put the address on its suppression list when the policy says so."""
+        bounce = result.bounce
+        if bounce is None:
+            return
+        scope = await apply_policy(
+            self._store, self._suppression, bounce, self._clock.now()
+        )
+        if scope is not None:
+            log.info(
+                "suppression.added",
+                address=bounce.address,
+                scope=scope,
+                reason=bounce.category,
+                source=bounce.source,
+            )
 
     def _result(self, delivery: Delivery, outcome: SmtpResult) -> AttemptResult:
         recipient = delivery.recipient

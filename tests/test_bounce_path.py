@@ -1,0 +1,446 @@
+"""Bounces that arrive later, end to end, in one process.
+
+The relay delivers to a receiving server on loopback that accepts; that
+server's reports (a DSN to the VERP return path, a complaint, a mailto
+unsubscribe) are sent over SMTP to the relay's inbound listener, and the
+store shows what came of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import smtplib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from postroom.app import Relay
+from postroom.cli import main
+from postroom.clock import ManualClock
+from postroom.config import parse_config
+from postroom.queue.models import State
+from postroom.relay.inbound import InboundServer
+from postroom.relay.verp import RCPT_HEADER
+from postroom.tokens import TokenSigner
+from tests.peers.sink import Received, Sink
+from tests.test_main_path import recipient, until
+
+BOUNCE_DOMAIN = "bounces.test"
+
+
+@pytest.fixture
+async def relay(
+    tmp_path: Path, sink: Sink, clock: ManualClock
+) -> AsyncIterator[tuple[Relay, Path]]:
+    sink_port = await sink.listen()
+    settings = {
+        "hostname": "relay.test",
+        "data_dir": str(tmp_path / "var"),
+        "submission": {"listen": "127.0.0.1:0"},
+        "delivery": {
+            "routes": {"example.net": f"127.0.0.1:{sink_port}"},
+            "poll_interval": "50ms",
+        },
+        "inbound": {
+            "listen": "127.0.0.1:0",
+            "bounce_domain": BOUNCE_DOMAIN,
+            "postmaster_forward": ["ops@example.net"],
+        },
+    }
+    config_file = tmp_path / "postroom.yaml"
+    config_file.write_text(yaml.safe_dump(settings))
+    running = Relay(parse_config(config_file.read_text()), clock=clock)
+    await running.start()
+    yield running, config_file
+    await running.stop()
+
+
+def inbound(running: Relay) -> InboundServer:
+    assert running.inbound is not None
+    return running.inbound
+
+
+def invitation(to: str, campaign: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Survey Team <surveys@example.org>"
+    message["To"] = f"Ada Lovelace <{to}>"
+    message["Subject"] = "Your invitation"
+    message["Message-ID"] = f"<{campaign}.{to}@example.org>"
+    message["X-Campaign-ID"] = campaign
+    message.set_content("Please take our survey.")
+    return message
+
+
+def submit(port: int, message: EmailMessage) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.send_message(message)
+
+
+def send_report(port: int, rcpt: str, raw: bytes, mail_from: str = "") -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.sendmail(mail_from, [rcpt], raw)
+
+
+async def delivered_copy(
+    running: Relay, sink: Sink, to: str, campaign: str
+) -> Received:
+    """Submit an invitation and wait until it is delivered and recorded."""
+    before = len(sink.to(to))
+    await asyncio.to_thread(submit, running.submission.port, invitation(to, campaign))
+
+    async def arrived() -> bool:
+        rows = await running.store.recipients(campaign=campaign)
+        recorded = any(r.state is State.DELIVERED for r in rows)
+        return recorded and len(sink.to(to)) > before
+
+    await until(arrived)
+    return sink.to(to)[-1]
+
+
+def returned_headers(copy: Received) -> str:
+    return copy.data.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def dsn(
+    verp: str, copy: Received, *, action: str = "failed", status: str = "5.1.1"
+) -> bytes:
+    """An RFC 3464 report as Postfix writes it, about the copy ``copy``."""
+    code = "550" if status.startswith("5") else "450"
+    return (
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        f"To: {verp}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Date: Mon, 05 Jan 2026 09:10:00 +0000\r\n"
+        "Message-ID: <20260105091000.ABC123@mx.example.net>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+        '\tboundary="BOUNDARY"\r\n'
+        "\r\n"
+        "--BOUNDARY\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n"
+        "\r\n"
+        "This is the mail system at host mx.example.net.\r\n"
+        "\r\n"
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n"
+        "\r\n"
+        f"<{copy.rcpt}>: host store.example.net[192.0.2.7] said: {code} {status}\r\n"
+        "    <ok@example.net>: Recipient address rejected: User unknown in\r\n"
+        "    virtual mailbox table\r\n"
+        "\r\n"
+        "--BOUNDARY\r\n"
+        "Content-Type: message/delivery-status\r\n"
+        "\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n"
+        "X-Postfix-Queue-ID: ABC123\r\n"
+        "Arrival-Date: Mon, 05 Jan 2026 09:00:01 +0000\r\n"
+        "\r\n"
+        f"Final-Recipient: rfc822; {copy.rcpt}\r\n"
+        f"Original-Recipient: rfc822; {copy.rcpt}\r\n"
+        f"Action: {action}\r\n"
+        f"Status: {status}\r\n"
+        "Remote-MTA: dns; store.example.net\r\n"
+        f"Diagnostic-Code: smtp; {code} {status} <{copy.rcpt}>: Recipient address\r\n"
+        "    rejected: User unknown in virtual mailbox table\r\n"
+        "\r\n"
+        "--BOUNDARY\r\n"
+        "Content-Type: text/rfc822-headers\r\n"
+        "\r\n"
+        f"{returned_headers(copy)}\r\n"
+        "\r\n"
+        "--BOUNDARY--\r\n"
+    ).encode()
+
+
+def arf(copy: Received) -> bytes:
+    """An RFC 5965 complaint whose returned headers have the address redacted."""
+    headers = returned_headers(copy).replace(copy.rcpt, "redacted@example.net")
+    return (
+        "From: Complaints <fbl@isp.example.net>\r\n"
+        f"To: fbl@{BOUNCE_DOMAIN}\r\n"
+        "Subject: Abuse report\r\n"
+        "Date: Mon, 05 Jan 2026 10:00:00 +0000\r\n"
+        "Message-ID: <fbl-1@isp.example.net>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=feedback-report;\r\n"
+        '\tboundary="PART"\r\n'
+        "\r\n"
+        "--PART\r\n"
+        "Content-Type: text/plain\r\n"
+        "\r\n"
+        "This is an email abuse report for an email message received from IP\r\n"
+        "192.0.2.1 on Mon, 05 Jan 2026 09:00:00 +0000.\r\n"
+        "\r\n"
+        "--PART\r\n"
+        "Content-Type: message/feedback-report\r\n"
+        "\r\n"
+        "Feedback-Type: abuse\r\n"
+        "User-Agent: ISP-FBL/1.0\r\n"
+        "Version: 1\r\n"
+        "Original-Mail-From: <bounces@bounces.test>\r\n"
+        "Original-Rcpt-To: <redacted@example.net>\r\n"
+        "Arrival-Date: Mon, 05 Jan 2026 09:00:00 +0000\r\n"
+        "Source-IP: 192.0.2.1\r\n"
+        "\r\n"
+        "--PART\r\n"
+        "Content-Type: text/rfc822-headers\r\n"
+        "\r\n"
+        f"{headers}\r\n"
+        "\r\n"
+        "--PART--\r\n"
+    ).encode()
+
+
+async def test_a_dsn_after_acceptance_bounces_and_suppresses_for_the_campaign(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, config_file = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    row = await recipient(running, "ok@example.net")
+    assert row.state is State.DELIVERED
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, copy.mail_from, dsn(copy.mail_from, copy)
+    )
+
+    row = await running.store.get_recipient(row.id)
+    assert copy.mail_from.startswith("bounces+")
+    assert copy.mail_from.endswith(f"@{BOUNCE_DOMAIN}")
+    assert f"{RCPT_HEADER}: ".encode() in copy.data
+    assert row.state is State.BOUNCED
+    assert (row.last_code, row.last_status) == (550, "5.1.1")
+    export = await asyncio.to_thread(
+        CliRunner().invoke, main, ["export", "bounces", "--config", str(config_file)]
+    )
+    rows = list(csv.reader(io.StringIO(export.output)))
+    assert [r[:7] for r in rows[1:]] == [
+        ["ok@example.net", "Lovelace", "Ada", "550", "5", "1", "1"]
+    ]
+    assert await running.store.is_suppressed("spring", "ok@example.net")
+    [report] = await running.store.inbound_reports()
+    assert (report.kind, report.outcome, report.recipient_id) == (
+        "dsn",
+        "bounced",
+        row.id,
+    )
+
+
+async def test_a_suppressed_address_is_not_attempted_again_in_its_campaign_only(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    await asyncio.to_thread(
+        send_report, inbound(running).port, copy.mail_from, dsn(copy.mail_from, copy)
+    )
+
+    await asyncio.to_thread(
+        submit, running.submission.port, invitation("ok@example.net", "spring")
+    )
+    await delivered_copy(running, sink, "ok@example.net", "autumn")
+
+    rows = await running.store.recipients()
+    states = [(r.campaign, r.state) for r in rows]
+    assert states == [
+        ("spring", State.BOUNCED),
+        ("spring", State.SUPPRESSED),
+        ("autumn", State.DELIVERED),
+    ]
+    assert len(sink.to("ok@example.net")) == 2
+
+
+async def test_a_forged_dsn_with_a_bad_token_changes_nothing(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    forged_to = f"bounces+{'a' * 31}@{BOUNCE_DOMAIN}"
+    # The forger knows the address but not our key: no returned header.
+    forged_copy = Received(
+        copy.port, copy.connection, forged_to, copy.rcpt, b"Subject: hi\r\n\r\n", False
+    )
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, forged_to, dsn(forged_to, forged_copy)
+    )
+
+    row = await recipient(running, "ok@example.net")
+    assert row.state is State.DELIVERED
+    assert await running.store.export_bounces(None, None, None) == []
+    assert not await running.store.is_suppressed("spring", "ok@example.net")
+    [report] = await running.store.inbound_reports()
+    assert (report.outcome, report.recipient_id) == ("forged", None)
+
+
+async def test_a_delayed_dsn_is_noted_and_changes_no_state(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    report = dsn(copy.mail_from, copy, action="delayed", status="4.2.2")
+
+    await asyncio.to_thread(send_report, inbound(running).port, copy.mail_from, report)
+
+    row = await recipient(running, "ok@example.net")
+    assert row.state is State.DELIVERED
+    assert await running.store.export_bounces(None, None, None) == []
+    [kept] = await running.store.inbound_reports()
+    assert kept.outcome == "delayed"
+    assert "4.2.2" in kept.detail
+
+
+async def test_a_complaint_with_the_address_redacted_unsubscribes_by_our_header(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, f"fbl@{BOUNCE_DOMAIN}", arf(copy)
+    )
+
+    stats = await running.store.stats("spring")
+    row = await recipient(running, "ok@example.net")
+    assert b"ok@example.net" not in arf(copy)
+    assert await running.store.is_suppressed("spring", "ok@example.net")
+    assert (stats.complaints, stats.unsubscribed) == (1, 1)
+    assert row.state is State.DELIVERED  # a complaint is not a bounce
+    [report] = await running.store.inbound_reports()
+    assert (report.kind, report.outcome) == ("arf", "complaint")
+
+
+async def test_mail_to_an_unsubscribe_address_unsubscribes_its_recipient(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    await delivered_copy(running, sink, "ok@example.net", "spring")
+    row = await recipient(running, "ok@example.net")
+    signer = TokenSigner(await running.store.secret("unsubscribe"), "unsubscribe")
+    address = f"unsubscribe+{signer.mint(row.id)}@{BOUNCE_DOMAIN}"
+    message = b"From: ok@example.net\r\nSubject: unsubscribe\r\n\r\nplease\r\n"
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, address, message, "ok@example.net"
+    )
+
+    stats = await running.store.stats("spring")
+    assert await running.store.is_suppressed("spring", "ok@example.net")
+    assert not await running.store.is_suppressed("autumn", "ok@example.net")
+    assert (stats.unsubscribed, stats.complaints) == (1, 0)
+    [entry] = await running.store.suppressions("spring")
+    assert entry.reason == "unsubscribe"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"someone@{BOUNCE_DOMAIN}",
+        f"bounces@{BOUNCE_DOMAIN}",  # the bounce address needs a token
+        "ok@example.net",  # never relays
+        "postmaster@example.net",  # not one of our domains
+    ],
+)
+async def test_mail_to_any_other_address_is_refused_with_5_1_1(
+    relay: tuple[Relay, Path], address: str
+) -> None:
+    running, _ = relay
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await asyncio.to_thread(
+            send_report, inbound(running).port, address, b"Subject: x\r\n\r\nx\r\n"
+        )
+
+    code, text = refused.value.recipients[address]
+    assert code == 550
+    assert text.startswith(b"5.1.1")
+    assert await running.store.inbound_reports() == []
+
+
+@pytest.mark.parametrize("domain", [BOUNCE_DOMAIN, "relay.test"])
+async def test_mail_to_postmaster_is_kept_and_forwarded(
+    relay: tuple[Relay, Path], sink: Sink, domain: str
+) -> None:
+    running, _ = relay
+    message = b"From: someone@example.com\r\nSubject: your relay\r\n\r\nhello\r\n"
+
+    await asyncio.to_thread(
+        send_report,
+        inbound(running).port,
+        f"PostMaster@{domain}",
+        message,
+        "someone@example.com",
+    )
+
+    async def forwarded() -> bool:
+        return bool(sink.to("ops@example.net"))
+
+    await until(forwarded)
+    [copy] = sink.to("ops@example.net")
+    [report] = await running.store.inbound_reports()
+    assert copy.mail_from in ("", "<>")  # a forward's failure must not come back here
+    assert b"Subject: your relay" in copy.data
+    assert report.outcome == "forwarded"
+
+
+def without_our_header(copy: Received) -> Received:
+    kept = b"\r\n".join(
+        line
+        for line in copy.data.split(b"\r\n")
+        if not line.startswith(RCPT_HEADER.encode())
+    )
+    return Received(copy.port, copy.connection, copy.mail_from, copy.rcpt, kept, False)
+
+
+async def test_a_tokenless_report_matches_by_message_id_only_for_a_lone_recipient(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = without_our_header(
+        await delivered_copy(running, sink, "ok@example.net", "spring")
+    )
+    feedback = f"fbl@{BOUNCE_DOMAIN}"
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, feedback, dsn(feedback, copy)
+    )
+
+    row = await recipient(running, "ok@example.net")
+    [report] = await running.store.inbound_reports()
+    assert RCPT_HEADER.encode() not in copy.data
+    assert row.state is State.BOUNCED
+    assert (report.outcome, report.recipient_id) == ("bounced", row.id)
+    assert "via message_id" in report.detail
+
+
+async def test_a_tokenless_report_about_a_shared_message_id_matches_nobody(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    message = invitation("ok@example.net", "spring")
+    message.replace_header("To", "ok@example.net, other@example.net")
+    await asyncio.to_thread(submit, running.submission.port, message)
+
+    async def both_delivered() -> bool:
+        rows = await running.store.recipients()
+        return len(sink.messages) == 2 and all(r.state is State.DELIVERED for r in rows)
+
+    await until(both_delivered)
+    copy = without_our_header(sink.to("ok@example.net")[0])
+    feedback = f"fbl@{BOUNCE_DOMAIN}"
+
+    await asyncio.to_thread(
+        send_report, inbound(running).port, feedback, dsn(feedback, copy)
+    )
+
+    # Every recipient of the message knows its Message-ID: it proves nothing.
+    states = {r.address: r.state for r in await running.store.recipients()}
+    [report] = await running.store.inbound_reports()
+    assert set(states.values()) == {State.DELIVERED}
+    assert report.outcome == "unmatched"

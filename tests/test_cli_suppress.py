@@ -1,0 +1,158 @@
+"""`postroom suppress` and `postroom dsn parse` against real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import mailbox
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from postroom.cli import main
+
+# shared/ lies beside the checkout, in development and in CI alike.
+CORPUS = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "bounce-corpus" / "emails"
+)
+needs_corpus = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason="the shared bounce corpus is not here"
+)
+RECORD_KEYS = {
+    "recipient",
+    "action",
+    "reply_code",
+    "status",
+    "category",
+    "hard",
+    "diagnostic",
+    "remote_mta",
+}
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "postroom.yaml"
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "var")}))
+    return path
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_suppress_add_list_export_import_remove_round_trip(
+    config_file: Path, tmp_path: Path
+) -> None:
+    cfg = ("--config", str(config_file))
+
+    added = run(
+        "suppress", "add", *cfg, "--campaign", "spring", "A@x.example", "b@x.example"
+    )
+    run("suppress", "add", *cfg, "--global", "--reason", "legal", "c@x.example")
+    listed = run("suppress", "list", *cfg, "--campaign", "spring")
+    exported = run("suppress", "export", *cfg)
+    export_file = tmp_path / "list.csv"
+    export_file.write_text(exported)
+    removed = run("suppress", "remove", *cfg, "--campaign", "spring", "a@x.example")
+    after_remove = run("suppress", "list", *cfg)
+    imported = run("suppress", "import", *cfg, str(export_file))
+    after_import = run("suppress", "export", *cfg)
+
+    assert added.strip() == "2 address(es) added to spring"
+    assert "a@x.example" in listed
+    assert "c@x.example" not in listed
+    rows = list(csv.reader(io.StringIO(exported)))
+    assert rows[0] == ["address", "scope", "reason", "created_at"]
+    assert [r[:3] for r in rows[1:]] == [
+        ["c@x.example", "*", "legal"],
+        ["a@x.example", "spring", "manual"],
+        ["b@x.example", "spring", "manual"],
+    ]
+    assert removed.strip() == "1 address(es) removed from spring"
+    assert "a@x.example" not in after_remove
+    assert imported.strip().endswith("1 of 3 address(es) added")
+    assert after_import == exported
+
+
+def test_import_of_a_plain_list_needs_a_scope_and_takes_the_reason_given(
+    config_file: Path, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain.csv"
+    plain.write_text("# old list\na@x.example\n\nb@x.example\n")
+    cfg = ("--config", str(config_file))
+
+    refused = CliRunner().invoke(main, ["suppress", "import", *cfg, str(plain)])
+    run("suppress", "import", *cfg, "--campaign", "spring", str(plain))
+    listed = run("suppress", "list", *cfg, "--campaign", "spring")
+
+    assert refused.exit_code != 0
+    assert "no scope" in refused.output
+    assert listed.count(" import ") == 2
+
+
+def test_add_needs_a_list(config_file: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["suppress", "add", "--config", str(config_file), "a@x.example"]
+    )
+
+    assert result.exit_code == 2
+    assert "--campaign NAME or --global" in result.output
+
+
+@needs_corpus
+def test_dsn_parse_json_prints_one_documented_object_per_message() -> None:
+    files = [CORPUS / "lhost-postfix-01.eml", CORPUS / "arf-01.eml"]
+
+    lines = run("dsn", "parse", "--json", *map(str, files)).splitlines()
+
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"file", "kind", "records"}
+    assert (first["file"], first["kind"]) == (str(files[0]), "dsn")
+    [record] = first["records"]
+    assert set(record) == RECORD_KEYS
+    assert (record["action"], record["status"], record["hard"]) == (
+        "failed",
+        "5.1.1",
+        True,
+    )
+    assert second["kind"] == "arf"
+
+
+@needs_corpus
+def test_dsn_parse_reads_an_mbox_and_a_maildir(tmp_path: Path) -> None:
+    names = ["lhost-postfix-01.eml", "lhost-exim-01.eml", "rfc3834-01.eml"]
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    maildir = mailbox.Maildir(tmp_path / "Maildir")
+    for name in names:
+        raw = (CORPUS / name).read_bytes()
+        box.add(raw)
+        maildir.add(raw)
+    box.close()
+
+    from_mbox = run("dsn", "parse", "--json", str(tmp_path / "bounces.mbox"))
+    from_maildir = run("dsn", "parse", "--json", str(tmp_path / "Maildir"))
+
+    mbox_reports = [json.loads(line) for line in from_mbox.splitlines()]
+    maildir_reports = [json.loads(line) for line in from_maildir.splitlines()]
+    assert [r["file"].rpartition("#")[2] for r in mbox_reports] == ["1", "2", "3"]
+    assert [r["kind"] for r in mbox_reports] == ["dsn", "dsn", "auto_reply"]
+    assert sorted(r["kind"] for r in maildir_reports) == ["auto_reply", "dsn", "dsn"]
+    assert all("/new/" in r["file"] for r in maildir_reports)
+
+
+@needs_corpus
+def test_dsn_parse_without_json_prints_each_recipient(tmp_path: Path) -> None:
+    copy = tmp_path / "one.eml"
+    shutil.copy(CORPUS / "lhost-postfix-01.eml", copy)
+
+    output = run("dsn", "parse", str(copy))
+
+    assert output.splitlines()[0].startswith(f"{copy}: dsn")
+    assert "failed  5.1.1  unknown_user (hard)" in output
