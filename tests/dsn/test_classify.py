@@ -124,3 +124,32 @@ def test_connection_failure_reported_final_is_expired() -> None:
 
     assert final.category is Category.EXPIRED
     assert reply.category is Category.NETWORK
+
+
+def test_every_ungated_text_rule_opens_each_alternative_with_a_literal() -> None:
+    # The regex engine skips to the first characters of a pattern only when
+    # each alternative opens with a literal; the rules' speed depends on it.
+    from re import _constants as sre
+    from re import _parser as sre_parse
+
+    from postroom.dsn.classify import _TEXT_RULES
+
+    for pattern, _category, gate in _TEXT_RULES:
+        if gate is not None:
+            continue
+        first, value = sre_parse.parse(pattern.pattern).data[0]
+        if first is sre.BRANCH:
+            assert all(alt.data[0][0] is sre.LITERAL for alt in value[1]), pattern
+        else:
+            assert first is sre.LITERAL, pattern
+
+
+def test_failed_sender_authentication_is_policy_even_if_called_access_denied() -> None:
+    text = (
+        "550 5.7.509 Access denied, sending domain [EXAMPLE.ORG] does not pass"
+        " DMARC verification and has a DMARC policy of reject."
+    )
+
+    verdict = classify(550, EnhancedStatus(5, 7, 509), text)
+
+    assert verdict.category is Category.POLICY
