@@ -343,12 +343,14 @@ _UNREACHABLE = re.compile(
 # Wording that places a refusal after DATA (RFC 5321 section 3.3): Postfix's
 # "in reply to end of DATA command", Exim's "after end of data", or a
 # gateway's "SMTP command: DATA" field.
-_AFTER_DATA = re.compile(r"(?:end of|after|reply to) data\b|smtp command\W{1,20}data\b")
+_AFTER_DATA = re.compile(
+    r"end of data\b|after data\b|reply to data\b|smtp command\W{1,20}data\b"
+)
 # Wording that places a refusal at RCPT TO: Postfix's "in reply to RCPT TO
 # command", Exim's "after RCPT TO", qmail's "does not like recipient", and
 # the stage fields of gateways and web mail ("SMTP:RCPT", "[RCPT_TO]").
 _AFTER_RCPT = re.compile(
-    r"(?:reply to|after|like our) rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
+    r"reply to rcpt\b|after rcpt\b|like our rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
     r"|does not like recipient"
 )
 # Status subjects that name a cause other than the address (RFC 3463).

@@ -13,8 +13,12 @@ from email.utils import parsedate_to_datetime
 
 from postroom.dsn.status import EnhancedStatus
 
-_REPLY_CODE = re.compile(r"(?<![\w.:/=#-])([45][0-7]\d)(?=[ -]|$|\.\s|,)", re.MULTILINE)
-_ENHANCED_ALL = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+# The lookbehinds sit after the first digit so that the search can skip
+# to the digits that may open a code.
+_REPLY_CODE = re.compile(
+    r"([45](?<![\w.:/=#-][45])[0-7]\d)(?=[ -]|$|\.\s|,)", re.MULTILINE
+)
+_ENHANCED_ALL = re.compile(r"([245])(?<![\d.][245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 _SPACE = re.compile(r"\s+")
 _MAX_DIAGNOSTIC = 1000
 
@@ -73,7 +77,9 @@ def lenient_date(value: str | None) -> datetime | None:
 
 # Wording that places a refusal after DATA (RFC 5321 section 3.3), as
 # reporting servers write it next to the remote reply they quote.
-_DATA_STAGE = re.compile(r"(?:end of|after|reply to) data\b|smtp command\W{1,20}data\b")
+_DATA_STAGE = re.compile(
+    r"end of data\b|after data\b|reply to data\b|smtp command\W{1,20}data\b"
+)
 # A session transcript (Sendmail, Courier): ">>> DATA", then the replies.
 # With pipelining (RFC 2920) the replies to the RCPT commands sent in the
 # same batch come first, in order; only the last reply answers DATA.
@@ -83,12 +89,14 @@ _TRANSCRIPT_DATA = re.compile(r"^>>> data[ \t]*\n((?:(?!>>>)[^\n]+\n?)*)", re.MU
 _RCPT_REFUSED = re.compile(
     r"^>>> rcpt to:[^\n]*\n<<< ?[45]|(?:reply to|after) rcpt to", re.MULTILINE
 )
+# Like every stage pattern here, each alternative opens with a literal so
+# that the search skips to its first characters (see dsn/classify.py).
 # Wording that places a refusal at RCPT TO, as reporting servers write it
 # next to the remote reply: Postfix, Exim, qmail ("does not like
 # recipient"), and the stage fields of gateways and web mail.
 _RCPT_STAGE = re.compile(
-    r"(?:reply\s+to|after|like\s+our)\s+rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
-    r"|does\s+not\s+like\s+recipient"
+    r"reply\s+to\s+rcpt\b|after\s+rcpt\b|like\s+our\s+rcpt\b|smtp:rcpt\b"
+    r"|\[rcpt_to\]|does\s+not\s+like\s+recipient"
 )
 _TRANSCRIPT_RCPT = re.compile(r"^>>> rcpt to:[^\n]*\n<<< ?[45]", re.MULTILINE)
 _PARAGRAPH = 600

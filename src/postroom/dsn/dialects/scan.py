@@ -25,12 +25,13 @@ _NOT_RECIPIENT = re.compile(
     re.IGNORECASE,
 )
 _DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|double-bounce)@", re.IGNORECASE)
+# Lower case, matched against lowered text: IGNORECASE would stop the
+# search from skipping to the first letters of the alternatives.
 _DELAYED = re.compile(
     r"will (?:continue|keep) (?:trying|to try|attempting)|will (?:be )?retr(?:y|ied)"
     r"|still trying|not yet been delivered|has not been delivered yet"
     r"|delivery (?:is |has been )?delayed|this is (?:only )?a warning"
     r"|delivery attempts will continue",
-    re.IGNORECASE,
 )
 _MAX_RECIPIENTS = 50
 
@@ -93,7 +94,7 @@ def scan(
     if not recipients:
         return []
     if action is None:
-        delayed = _DELAYED.search(text) or "delay" in view.subject.lower()
+        delayed = _DELAYED.search(text.lower()) or "delay" in view.subject.lower()
         action = Action.DELAYED if delayed else Action.FAILED
 
     starts = _first_positions(text, recipients)
