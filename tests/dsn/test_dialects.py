@@ -114,3 +114,67 @@ hi
     report = parse(raw)
 
     assert [r.recipient for r in report.failed] == ["postmaster@mx.example.net"]
+
+
+OPENSMTPD_BOUNCE = b"""\
+From: Mailer Daemon <MAILER-DAEMON@mx.example.org>
+To: sender@example.org
+Subject: Delivery status notification: error
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+An error has occurred while attempting to deliver a message for
+the following list of recipients:
+
+gone@example.net: 550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown
+full@example.net: 552 5.2.2 <full@example.net>: Recipient address rejected: Mailbox full
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; gone@example.net
+Action: failed
+Status: 5.0.0
+
+Final-Recipient: rfc822; full@example.net
+Action: failed
+Status: 5.0.0
+
+--b--
+"""
+
+
+def test_prose_listing_several_recipients_gives_each_its_own_reply() -> None:
+    report = parse(OPENSMTPD_BOUNCE)
+
+    gone, full = report.failed
+    assert (gone.status, gone.category, gone.hard) == ("5.1.1", "unknown_user", True)
+    assert (full.status, full.category, full.hard) == ("5.2.2", "mailbox_full", False)
+
+
+def test_a_recipient_listed_twice_does_not_take_the_next_ones_reply() -> None:
+    raw = b"""\
+From: Mail Delivery System <Mailer-Daemon@mx.example.org>
+To: sender@example.org
+Subject: Mail delivery failed
+
+  full@example.net
+    host mx.example.net: 550 5.2.2 <full@example.net>... Mailbox Full
+  gone@example.net
+    host mx.example.net: 550 5.1.1 <gone@example.net>... User Unknown
+The following address(es) failed:
+  full@example.net
+    host mx.example.net: 550 5.2.2 <full@example.net>... Mailbox Full
+"""
+
+    report = parse(raw)
+
+    categories = {r.recipient: r.category for r in report.failed}
+    assert categories == {
+        "full@example.net": "mailbox_full",
+        "gone@example.net": "unknown_user",
+    }

@@ -49,6 +49,12 @@ _ACTIONS = {action.value: action for action in Action}
 _INLINE_STATUS = re.compile(
     r"^(?:Reporting-MTA|Final-Recipient|Original-Recipient):", re.M | re.I
 )
+# A recipient named at the start of a line or after white space and followed
+# by a colon: how OpenSMTPD lists several recipients, each with its own
+# reply, in one Diagnostic-Code.
+_LISTED_RECIPIENT = re.compile(
+    r"(?<!\S)[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+:\s"
+)
 _INLINE_BOUNCE_STARTS = ("\nFrom MAILER-DAEMON", "\nReturn-Path: <>\n")
 
 
@@ -176,13 +182,16 @@ def _from_fields(
         recipient = _ADDRESS.search(fields.original_recipient)
     if recipient is None:
         return None
-    diagnostic = fields.diagnostic or ""
-    code = reply_code_in(diagnostic)
-    status = best_status(fields.status, diagnostic, code)
+    # Without a Diagnostic-Code the reply is read from the prose that names
+    # the recipient, cut to its own part when the prose lists several.
+    wording = _own_part(
+        fields.diagnostic or _prose_for(recipient[0], text), recipient[0]
+    )
+    code = reply_code_in(wording)
+    status = best_status(fields.status, wording, code)
     action = _ACTIONS.get(fields.action or "")
     if action is None:
         action = _action_from_status(status)
-    wording = diagnostic or _prose_for(recipient[0], text)
     return _record(
         recipient[0],
         action,
@@ -195,6 +204,18 @@ def _from_fields(
         after_rcpt=answered_rcpt(recipient[0], text, sole=sole),
         gateway=gateway,
     )
+
+
+def _own_part(diagnostic: str, recipient: str) -> str:
+    """The part of a diagnostic that lists several recipients about one.
+
+    Without such a list, or when the recipient is not in it, it is whole.
+    """
+    at = diagnostic.lower().find(recipient.lower() + ":")
+    if at < 0 or (at > 0 and not diagnostic[at - 1].isspace()):
+        return diagnostic
+    following = _LISTED_RECIPIENT.search(diagnostic, at + len(recipient) + 1)
+    return diagnostic[at : following.start() if following else len(diagnostic)]
 
 
 def _from_finding(finding: Finding, text: str, sole: bool, gateway: bool) -> Record:

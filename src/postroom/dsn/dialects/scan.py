@@ -97,16 +97,18 @@ def scan(
         delayed = _DELAYED.search(text.lower()) or "delay" in view.subject.lower()
         action = Action.DELAYED if delayed else Action.FAILED
 
-    starts = _first_positions(text, recipients)
-    ordered = sorted(p for p in starts.values() if p >= 0)
+    lowered = text.lower()
+    starts = _first_positions(lowered, recipients)
     findings = []
     for recipient in recipients:
         start = starts[recipient]
         if start < 0:
             block = text
         else:
-            end = min((p for p in ordered if p > start), default=len(text))
-            block = text[start:end]
+            # The block ends where another recipient is named: reports that
+            # list the recipients twice (a summary, then the details, or
+            # one section per language) must not lend one the other's reply.
+            block = text[start : _next_other(lowered, recipients, recipient, start)]
         findings.append(_finding(recipient, block, text, action))
     return findings
 
@@ -130,6 +132,11 @@ def _finding(recipient: str, block: str, text: str, action: Action) -> Finding:
     )
 
 
-def _first_positions(text: str, recipients: list[str]) -> dict[str, int]:
-    lowered = text.lower()
+def _first_positions(lowered: str, recipients: list[str]) -> dict[str, int]:
     return {r: lowered.find(r.lower()) for r in recipients}
+
+
+def _next_other(lowered: str, recipients: list[str], own: str, start: int) -> int:
+    """Where the next recipient other than ``own`` is named after ``start``."""
+    ends = (lowered.find(r.lower(), start + 1) for r in recipients if r != own)
+    return min((at for at in ends if at > start), default=len(lowered))
