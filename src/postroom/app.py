@@ -19,6 +19,7 @@ from postroom.queue.store import Store
 from postroom.relay.stamp import build_stamper
 from postroom.relay.submission import SubmissionServer
 from postroom.relay.worker import DeliveryEngine
+from postroom.web.server import WebServer
 
 log = structlog.get_logger()
 
@@ -31,6 +32,7 @@ class Relay:
 
     engine: DeliveryEngine
     submission: SubmissionServer
+    web: WebServer | None = None  # while unsubscribe.base_url is set
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -48,7 +50,7 @@ class Relay:
             # are tried again, so the receiver may see them twice.
             log.warning("queue.leases_released", recipients=released)
 
-        stamper = await build_stamper(self.config, self.store)
+        stamper = await build_stamper(self.config, self.store, self.clock)
         self.engine = DeliveryEngine(
             self.config, self.store, self.clock, stamper=stamper
         )
@@ -56,6 +58,9 @@ class Relay:
             self.config, self.store, self.clock, on_accept=self.engine.wake
         )
         await self.submission.start()
+        if self.config.unsubscribe.base_url is not None:
+            self.web = WebServer(self.config, self.store, self.clock)
+            await self.web.start()
         self._tasks = [
             asyncio.create_task(self.engine.run(), name="delivery"),
             asyncio.create_task(self._purge_loop(), name="purge"),
@@ -70,6 +75,8 @@ class Relay:
     async def stop(self) -> None:
         """Stop accepting, let in-flight deliveries finish, close the store."""
         await self.submission.stop()
+        if self.web is not None:
+            await self.web.stop()
         await self.engine.stop()
         for task in self._tasks:
             task.cancel()
