@@ -146,7 +146,7 @@ async def test_a_delivered_copy_carries_both_unsubscribe_headers_under_a_valid_s
     assert re.fullmatch(
         r"<mailto:unsubscribe\+[a-z2-7]+@bounces\.example\.org>,\s*"
         r"<http://127\.0\.0\.1/unsubscribe/[a-z2-7]+>",
-        str(parsed["List-Unsubscribe"]),
+        str(parsed["List-Unsubscribe"]).strip(),
     )
     signed = signature[b"h"].split(b":")
     assert b"list-unsubscribe" in signed

@@ -97,8 +97,11 @@ class UnsubscribeHeaders:
         line = f"{LIST_UNSUBSCRIBE}: " + ", ".join(uris)
         if len(line) > _LINE_LIMIT:
             # Fold after the comma (RFC 2369 section 2 allows whitespace
-            # between URIs), so each URI keeps a line of its own.
-            line = f"{LIST_UNSUBSCRIBE}: " + ",\r\n ".join(uris)
+            # between URIs), so each URI keeps a line of its own, and after
+            # the colon too when the first URI would not fit beside it.
+            first = f"{LIST_UNSUBSCRIBE}: {uris[0]},"
+            start = " " if len(first) <= _LINE_LIMIT else "\r\n "
+            line = f"{LIST_UNSUBSCRIBE}:{start}" + ",\r\n ".join(uris)
         return (line + "\r\n").encode("ascii")
 
 
