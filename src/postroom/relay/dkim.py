@@ -101,8 +101,15 @@ class DkimSigner:
             return raw
 
         body = rest[2:] if rest.startswith(b"\r\n") else rest
-        headers = [(f.name.encode("ascii"), f.raw[len(f.name) + 1 :]) for f in fields]
         include = _signed_names(fields)
+        # Only the signed fields are canonicalised; dkimpy picks among them
+        # bottom-up just as it would among all fields.
+        wanted = set(include)
+        headers = [
+            (name, f.raw[len(f.name) + 1 :])
+            for f in fields
+            if (name := f.name.encode("ascii")).lower() in wanted
+        ]
         tags = [
             (b"v", b"1"),
             (b"a", key.algorithm.encode("ascii")),
