@@ -8,7 +8,6 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
-import structlog
 
 from postroom.config import Config, parse_config
 from postroom.errors import ConfigError
@@ -17,6 +16,7 @@ from postroom.queue.open import open_store
 from postroom.relay.stamp import Stamped, build_stamper
 from postroom.relay.unsubscribe import UnsubscribeHeaders
 from postroom.tokens import TokenSigner
+from tests.test_unsubscribe_path import all_events
 
 SIGNER = TokenSigner(b"k" * 32, "unsubscribe")
 BASE = "https://mail.example.org/unsubscribe"
@@ -146,7 +146,7 @@ async def test_a_loopback_http_base_url_starts_with_a_warning(tmp_path: Path) ->
     store = open_store(config)
     await store.open()
 
-    with structlog.testing.capture_logs() as events:
+    with all_events() as events:
         stamper = await build_stamper(config, store)
     raw = stamper.stamp(delivery_for(7), MESSAGE).raw
     await store.close()
