@@ -256,3 +256,16 @@ def test_a_missing_or_mismatched_key_file_is_a_config_error_naming_the_key(
     assert problems[1].startswith("dkim.1.key: ")
     assert "needs an RSA key" in problems[1]
     assert "not an unencrypted PEM private key" in problems[2]
+
+
+def test_a_second_key_for_one_domain_is_a_config_error(tmp_path: Path) -> None:
+    write_private_key(generate("rsa-sha256"), tmp_path / "a.key")
+    entries = [
+        DkimKeyConfig(domain="example.org", selector="s1", key=tmp_path / "a.key"),
+        DkimKeyConfig(domain="example.org", selector="s2", key=tmp_path / "a.key"),
+    ]
+
+    with pytest.raises(ConfigError) as caught:
+        load_keys(entries)
+
+    assert caught.value.problems == ["dkim.1.domain: example.org has a key already"]

@@ -101,10 +101,14 @@ def record_name(selector: str, domain: str) -> str:
 
 def load_keys(entries: Sequence[DkimKeyConfig]) -> list[SigningKey]:
     """Read every configured key; `ConfigError` names each one that is
-    missing, unreadable, or not a key of its configured algorithm."""
+    missing, unreadable, not a key of its configured algorithm, or a second
+    key for one domain."""
     keys: list[SigningKey] = []
     problems: list[str] = []
     for index, entry in enumerate(entries):
+        if any(key.domain == entry.domain for key in keys):
+            problems.append(f"dkim.{index}.domain: {entry.domain} has a key already")
+            continue
         try:
             keys.append(_load(entry))
         except ValueError as exc:
