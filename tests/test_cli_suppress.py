@@ -108,7 +108,7 @@ def test_add_needs_a_list(config_file: Path) -> None:
 
 @needs_corpus
 def test_dsn_parse_json_prints_one_documented_object_per_message() -> None:
-    files = [CORPUS / "lhost-postfix-01.eml", CORPUS / "arf-01.eml"]
+    files = [CORPUS / "lhost-postfix-04.eml", CORPUS / "arf-01.eml"]
 
     lines = run("dsn", "parse", "--json", *map(str, files)).splitlines()
 
@@ -150,7 +150,7 @@ def test_dsn_parse_reads_an_mbox_and_a_maildir(tmp_path: Path) -> None:
 @needs_corpus
 def test_dsn_parse_without_json_prints_each_recipient(tmp_path: Path) -> None:
     copy = tmp_path / "one.eml"
-    shutil.copy(CORPUS / "lhost-postfix-01.eml", copy)
+    shutil.copy(CORPUS / "lhost-postfix-04.eml", copy)
 
     output = run("dsn", "parse", str(copy))
 

@@ -20,6 +20,7 @@ from postroom.relay.inbound import InboundServer
 from postroom.relay.stamp import build_stamper
 from postroom.relay.submission import SubmissionServer
 from postroom.relay.worker import DeliveryEngine
+from postroom.web.server import WebServer
 
 log = structlog.get_logger()
 
@@ -34,6 +35,7 @@ class Relay:
     engine: DeliveryEngine
     submission: SubmissionServer
     inbound: InboundServer | None = None
+    web: WebServer | None = None  # while unsubscribe.base_url is set
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -51,7 +53,7 @@ class Relay:
             # are tried again, so the receiver may see them twice.
             log.warning("queue.leases_released", recipients=released)
 
-        stamper = await build_stamper(self.config, self.store)
+        stamper = await build_stamper(self.config, self.store, self.clock)
         self.engine = DeliveryEngine(
             self.config, self.store, self.clock, stamper=stamper
         )
@@ -64,6 +66,9 @@ class Relay:
                 self.config, self.store, self.clock, on_enqueue=self.engine.wake
             )
             await self.inbound.start()
+        if self.config.unsubscribe.base_url is not None:
+            self.web = WebServer(self.config, self.store, self.clock)
+            await self.web.start()
         self._tasks = [
             asyncio.create_task(self.engine.run(), name="delivery"),
             asyncio.create_task(self._purge_loop(), name="purge"),
@@ -80,6 +85,8 @@ class Relay:
         await self.submission.stop()
         if self.inbound is not None:
             await self.inbound.stop()
+        if self.web is not None:
+            await self.web.stop()
         await self.engine.stop()
         for task in self._tasks:
             task.cancel()

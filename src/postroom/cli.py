@@ -22,6 +22,7 @@ import yaml
 
 from postroom import __version__
 from postroom import log as logsetup
+from postroom.cli_dkim import dkim_group
 from postroom.clock import SystemClock
 from postroom.config import Config, find_config, load_config
 from postroom.errors import ConfigError, NotFound, PostroomError
@@ -126,6 +127,11 @@ def serve(config_path: Path | None) -> None:
     except OSError as exc:
         click.echo(f"postroom: cannot start: {exc}", err=True)
         sys.exit(1)
+
+
+# -- dkim --------------------------------------------------------------------
+
+main.add_command(dkim_group)
 
 
 # -- config ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -51,6 +52,34 @@ HostPort = Annotated[str, BeforeValidator(_parse_hostport)]
 def split_hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def check_unsubscribe_url(url: str) -> str:
+    """``url`` without a trailing slash, if it may carry one-click unsubscribe.
+
+    RFC 8058 section 3.1 requires an HTTPS URI; plain http is let through
+    only for a loopback host, which serves nobody but tests.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an https URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must have no query or fragment: the token ends the URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(
+            "must be https (RFC 8058); plain http is allowed only on loopback"
+        )
+    return url.rstrip("/")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _Section(BaseModel):
@@ -343,6 +372,47 @@ class SuppressionConfig(_Section):
         return {**_default_policy(), **policy}
 
 
+class WebConfig(_Section):
+    # Loopback by default: the site's TLS proxy forwards to it.
+    listen: HostPort = "127.0.0.1:8025"
+
+
+class UnsubscribeConfig(_Section):
+    """One-click unsubscribe (RFC 8058); off while ``base_url`` is null."""
+
+    base_url: str | None = None
+    existing_header: Literal["keep", "replace"] = "keep"
+    mailto_domain: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        return check_unsubscribe_url(url)
+
+    @field_validator("mailto_domain")
+    @classmethod
+    def _domain(cls, domain: str | None) -> str | None:
+        if domain is not None and (not domain or "@" in domain or " " in domain):
+            raise ValueError(f"{domain!r} is not a domain")
+        return domain
+
+
+class DkimKeyConfig(_Section):
+    domain: str
+    selector: str
+    key: Path
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
+
+    @field_validator("domain", "selector")
+    @classmethod
+    def _label(cls, name: str) -> str:
+        if not name or any(c.isspace() or c in "@;=" for c in name):
+            raise ValueError(f"{name!r} is not a DNS name")
+        return name.lower().rstrip(".")
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -359,6 +429,9 @@ class Config(_Section):
     suppression: SuppressionConfig = SuppressionConfig()
     logging: LoggingConfig = LoggingConfig()
     blacklist_monitor: BlacklistMonitorConfig = BlacklistMonitorConfig()
+    web: WebConfig = WebConfig()
+    unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
+    dkim: tuple[DkimKeyConfig, ...] = ()
 
     @field_validator("hostname")
     @classmethod

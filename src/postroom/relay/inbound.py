@@ -38,7 +38,8 @@ from postroom.queue.models import NewInboundReport
 from postroom.queue.store import Store
 from postroom.relay import message as msg
 from postroom.relay.reports import ReportHandler, Route
-from postroom.relay.verp import bounce_signer, unsubscribe_signer
+from postroom.relay.unsubscribe import unsubscribe_signer
+from postroom.relay.verp import bounce_signer
 
 _log = structlog.get_logger()
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from postroom.clock import Clock, SystemClock
 from postroom.config import Config
 from postroom.queue.models import Delivery
 from postroom.queue.store import Store
@@ -47,8 +48,18 @@ class Stamper:
         return message
 
 
-async def build_stamper(config: Config, store: Store) -> Stamper:
-    """The steps the configuration asks for, with their keys from the store."""
+async def build_stamper(
+    config: Config, store: Store, clock: Clock | None = None
+) -> Stamper:
+    """The steps the configuration asks for, with their keys from the store.
+
+    `ConfigError` when a configured DKIM key cannot be used.
+    """
+    # Imported here: these modules build on `Stamped` from this one.
+    from postroom.relay.dkim import DkimSigner
+    from postroom.relay.dkim_keys import load_keys
+    from postroom.relay.unsubscribe import build_unsubscribe_step
+
     steps: list[StampStep] = []
     inbound = config.inbound
     if inbound.bounce_domain is not None:
@@ -57,4 +68,10 @@ async def build_stamper(config: Config, store: Store) -> Stamper:
 
         signer = await bounce_signer(config, store)
         steps.append(VerpStep(signer, inbound.bounce_local, inbound.bounce_domain))
+    unsubscribe = await build_unsubscribe_step(config, store)
+    if unsubscribe is not None:
+        steps.append(unsubscribe)
+    # DKIM last: it signs the headers every step before it added.
+    if config.dkim:
+        steps.append(DkimSigner(load_keys(config.dkim), clock or SystemClock()))
     return Stamper(steps)

@@ -39,18 +39,11 @@ from postroom.tokens import TokenSigner
 
 RCPT_HEADER = "X-Postroom-Rcpt"
 BOUNCE_PURPOSE = "bounce"
-UNSUBSCRIBE_PURPOSE = "unsubscribe"
 
 
 async def bounce_signer(config: Config, store: Store) -> TokenSigner:
     """The signer of VERP tokens and of the ``X-Postroom-Rcpt`` header."""
     return TokenSigner(await _key(config, store, "verp"), BOUNCE_PURPOSE)
-
-
-async def unsubscribe_signer(store: Store) -> TokenSigner:
-    """The signer of unsubscribe tokens, shared with the unsubscribe headers
-    and the web endpoint: the store's secret ``unsubscribe``."""
-    return TokenSigner(await store.secret("unsubscribe"), UNSUBSCRIBE_PURPOSE)
 
 
 async def _key(config: Config, store: Store, name: str) -> bytes:

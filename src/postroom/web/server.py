@@ -1,0 +1,77 @@
+"""The HTTP listener on ``web.listen``, run in the relay's event loop.
+
+It listens on loopback by default: the site's TLS proxy terminates https
+and forwards to it. Today it serves the unsubscribe endpoint only, so it
+is started only when ``unsubscribe.base_url`` is set.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+
+from postroom.clock import Clock
+from postroom.config import Config
+from postroom.config.schema import split_hostport
+from postroom.errors import ConfigError
+from postroom.queue.store import Store
+from postroom.relay.unsubscribe import unsubscribe_signer
+from postroom.web.unsubscribe import UnsubscribeHandler, suppression_is_global
+
+log = structlog.get_logger()
+
+# Unsubscribe requests are a few bytes; refuse anything large early.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+class WebServer:
+    """Serves ``BASE_PATH/{token}`` for one-click unsubscribe."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the listener is bound to (after `start`)."""
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("the web listener is not running")
+        port: int = self._runner.addresses[0][1]
+        return port
+
+    async def start(self) -> None:
+        """Bind ``web.listen`` and serve; `ConfigError` names the key when
+        the address cannot be bound."""
+        base_url = self._config.unsubscribe.base_url or "/unsubscribe"
+        handler = UnsubscribeHandler(
+            self._store,
+            await unsubscribe_signer(self._store),
+            self._clock,
+            global_scope=suppression_is_global(self._config),
+        )
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.add_routes(handler.routes(urlsplit(base_url).path or "/"))
+
+        # No access log: every URL carries a recipient's token, and the
+        # handler logs each unsubscribe as an event of its own.
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = split_hostport(self._config.web.listen)
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            problem = f"web.listen: cannot listen on {host}:{port}: {exc}"
+            raise ConfigError([problem]) from exc
+        self._runner = runner
+        log.info("web.listening", host=host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and finish open requests."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
