@@ -155,4 +155,4 @@ def test_dsn_parse_without_json_prints_each_recipient(tmp_path: Path) -> None:
     output = run("dsn", "parse", str(copy))
 
     assert output.splitlines()[0].startswith(f"{copy}: dsn")
-    assert "failed  5.1.1  unknown_user (hard)" in output
+    assert "failed  550 5.1.1  unknown_user (hard)" in output
