@@ -104,6 +104,27 @@ def test_failed_action_makes_unknown_user_hard_whatever_the_class() -> None:
         ),
         (None, "User not listed in Domino Directory", Category.UNKNOWN_USER),
         ("4.7.650", "temporarily rate limited due to IP reputation", Category.BLOCKED),
+        (
+            "5.1.1",
+            'procmail: Couldn\'t create "/var/mail/who" id: mx: No such user',
+            Category.SYSTEM,
+        ),
+        (
+            None,
+            "DNS lookup failure: host mx.example.net not found",
+            Category.UNKNOWN_DOMAIN,
+        ),
+        (
+            "4.0.0",
+            "host mx.example.net[192.0.2.1] refused to talk to me: 421 Not now",
+            Category.BLOCKED,
+        ),
+        (
+            "4.3.0",
+            "ORCPT=rfc822;who@example.net Out: 451 4.3.0 write error",
+            Category.SYSTEM,
+        ),
+        (None, "Your message was not delivered within 2 days", Category.EXPIRED),
     ],
 )
 def test_wording_names_the_cause_before_the_code(
@@ -114,6 +135,12 @@ def test_wording_names_the_cause_before_the_code(
     verdict = classify(550, parsed, text)
 
     assert verdict.category is category
+
+
+def test_unreachable_host_reported_final_is_expired_in_any_case() -> None:
+    verdict = classify(421, None, "Error, 421, Host not reachable.", permanent=True)
+
+    assert verdict.category is Category.EXPIRED
 
 
 def test_connection_failure_reported_final_is_expired() -> None:

@@ -139,6 +139,9 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         None,
     ),
     (r"blacklisted (?:url|link)|uribl|surbl", Category.SPAM, None),
+    # A local delivery program (procmail, maildrop) that fails reports its
+    # own trouble, even in words about a user it could not switch to.
+    (r"procmail: |maildrop: ", Category.SYSTEM, None),
     # A failed sender authentication (SPF, DKIM, DMARC: RFC 7208, 6376,
     # 7489) names the cause more precisely than the "access denied" or
     # "blocked" that servers wrap it in.
@@ -160,7 +163,7 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|not allowed to send|service refused?\b|not accepting connections"
         r"|too many unwanted|dynamic ip|dial-?up"
         r"|a(?<!relay a)ccess denied|banned|my name was rejected"
-        r"|ip name lookup failed",
+        r"|ip name lookup failed|refused to talk to me",
         Category.BLOCKED,
         None,
     ),
@@ -257,7 +260,7 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|does not accept mail|unrouteable|name or service not known"
         r"|no such domain|domain is not|bad domain|host unknown|unknown host"
         r"|mx (?:record )?lookup|bad destination system|no smtp service"
-        r"|not accepting network messages",
+        r"|not accepting network messages|dns lookup failure: host",
         Category.UNKNOWN_DOMAIN,
         None,
     ),
@@ -290,7 +293,8 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|too long in (?:the )?queue|in the queue too long|been delayed for"
         r"|could not be delivered (?:for|within)|giving up|maximum time"
         r"|time ?out in queue|queue ?time|expired|failing for a long time"
-        r"|failed \d+ attempts|retried for|continue trying for",
+        r"|failed \d+ attempts|retried for|continue trying for|not delivered within"
+        r"|undeliverable for \d",
         Category.EXPIRED,
         None,
     ),
@@ -304,7 +308,8 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         None,
     ),
     (
-        r"malformed|syntax error|rfc ?5322|rfc ?2822|rfc ?822|invalid (?:header"
+        r"malformed|syntax error|rfc ?5322(?!;)|rfc ?2822(?!;)|rfc ?822(?!;)"
+        r"|invalid (?:header"
         r"|message|mime)|8-?bit|line too long|not rfc",
         Category.CONTENT,
         None,
@@ -429,7 +434,11 @@ def classify(
         permanent = (code is not None and code >= 500) or (
             status is not None and status.klass == 5
         )
-    elif permanent and category is Category.NETWORK and _UNREACHABLE.search(text):
+    elif (
+        permanent
+        and category is Category.NETWORK
+        and _UNREACHABLE.search(text[:_MAX_TEXT].lower())
+    ):
         # A host that could not be reached is never a final failure in
         # itself: the reporting server retried until its time ran out.
         category = Category.EXPIRED
