@@ -1,4 +1,5 @@
 from postroom.dsn import Action, Category, parse
+from postroom.dsn.evidence import best_status
 
 GROUPS_BOUNCE = b"""\
 From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
@@ -178,3 +179,36 @@ The following address(es) failed:
         "full@example.net": "mailbox_full",
         "gone@example.net": "unknown_user",
     }
+
+
+def test_amazon_ses_status_is_the_quoted_remote_replys_own() -> None:
+    raw = b"""\
+From: MAILER-DAEMON@amazonses.com
+To: sender@example.org
+Subject: Delivery Status Notification (Failure)
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; a8-1.smtp-out.amazonses.com
+
+Final-Recipient: rfc822; who@example.net
+Action: failed
+Status: 5.1.0
+Diagnostic-Code: smtp; 5.1.0 - Unknown address error
+ 550-'5.2.2 <who@example.net>... Mailbox Full' (delivery attempts: 0)
+
+--b--
+"""
+
+    (record,) = parse(raw).failed
+
+    assert record.status == "5.2.2"
+    assert record.category == "mailbox_full"
+
+
+def test_a_summary_expiry_status_yields_to_the_last_replys_own_code() -> None:
+    status = best_status("4.4.7", "Message expired: <421 4.4.2 Connection timed out>")
+
+    assert str(status) == "4.4.2"

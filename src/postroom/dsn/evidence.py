@@ -20,6 +20,8 @@ _REPLY_CODE = re.compile(
 )
 _ENHANCED_ALL = re.compile(r"([245])(?<![\d.][245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 _SPACE = re.compile(r"\s+")
+# Status values that say a delivery failed without saying why.
+_SUMMARIES = frozenset({(0, 0), (4, 7)})
 _MAX_DIAGNOSTIC = 1000
 
 
@@ -42,8 +44,10 @@ def best_status(
 ) -> EnhancedStatus | None:
     """The most specific trustworthy status from a field and a text.
 
-    The field wins unless it is the generic ``x.0.0``; then the first
-    specific code of the same class in the text is taken instead. Without
+    The field wins unless it only summarises: the generic ``x.0.0``, or
+    ``4.4.7`` (RFC 3463 "delivery time expired", which says the retries
+    ran out but not why); then the first other specific code of the same
+    class in the text, the last remote reply's own, is taken. Without
     a field, a code in the text counts when its class agrees with the
     reply code (RFC 3463 section 3) or there is no reply code.
     """
@@ -52,8 +56,10 @@ def best_status(
     found = [s for s in statuses_in(text) if klass is None or s.klass == klass]
     specific = [s for s in found if (s.subject, s.detail) != (0, 0)]
     if given is not None:
-        if (given.subject, given.detail) == (0, 0) and specific:
-            return specific[0]
+        if (given.subject, given.detail) in _SUMMARIES:
+            specific = [s for s in specific if s != given]
+            if specific:
+                return specific[0]
         return given
     if specific:
         return specific[0]

@@ -24,6 +24,7 @@ from postroom.dsn.arf import read_feedback
 from postroom.dsn.autoreply import is_auto_reply
 from postroom.dsn.classify import Category, classify
 from postroom.dsn.dialects import REGISTRY, Finding
+from postroom.dsn.dialects.amazonses import remote_reply
 from postroom.dsn.dialects.gateway import filtering_gateway
 from postroom.dsn.dialects.generic import looks_like_bounce
 from postroom.dsn.evidence import (
@@ -189,6 +190,9 @@ def _from_fields(
     )
     code = reply_code_in(wording)
     status = best_status(fields.status, wording, code)
+    remote = remote_reply(wording)
+    if remote is not None:
+        status = best_status(None, remote, code) or status
     action = _ACTIONS.get(fields.action or "")
     if action is None:
         action = _action_from_status(status)
