@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from postroom.clock import ManualClock
 from postroom.config import Config
 from postroom.config.schema import DeliveryConfig, DnsConfig
-from postroom.queue.models import Accepted, NewMessage, NewRecipient, Outcome, State
+from postroom.errors import StorageError
+from postroom.queue.models import (
+    Accepted,
+    Delivery,
+    NewMessage,
+    NewRecipient,
+    Outcome,
+    State,
+)
 from postroom.queue.open import open_store
+from postroom.queue.sqlite import SqliteStore
 from postroom.queue.store import Store
 from postroom.relay.worker import DeliveryEngine
 from tests.peers.dnsserver import DnsServer, free_port
@@ -283,3 +292,34 @@ async def test_stop_closes_idle_connections(
     await asyncio.sleep(0.05)
 
     assert not sink.connections[0].open
+
+
+class _BrokenStore(SqliteStore):
+    """A store whose disk has failed: every lease raises, as on a full disk."""
+
+    lease_calls = 0
+
+    async def lease_due(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[Delivery]:
+        self.lease_calls += 1
+        raise StorageError("disk I/O error")
+
+
+async def test_an_unavailable_store_pauses_delivery_with_a_growing_wait(
+    config: Config, clock: ManualClock
+) -> None:
+    store = _BrokenStore(config.sqlite_path)
+    config.data_dir.mkdir(parents=True)
+    await store.open()
+    engine = DeliveryEngine(config, store, clock)
+
+    running = asyncio.create_task(engine.run())
+    await asyncio.sleep(3.5)
+    await engine.stop()
+    await running
+    await store.close()
+
+    # Tries at 0 s, 1 s and 3 s (waits of 1 s, 2 s, then 4 s): three in
+    # 3.5 s, where a busy loop would have made thousands.
+    assert store.lease_calls == 3

@@ -43,6 +43,8 @@ from postroom.relay.stamp import Stamper
 log = structlog.get_logger()
 
 STOP_GRACE_SECONDS = 5.0
+# Longest pause between tries while the store is unavailable, in seconds.
+STORE_BACKOFF_MAX = 30.0
 
 _EVENTS = {
     State.DELIVERED: "delivery.delivered",
@@ -121,14 +123,31 @@ class DeliveryEngine:
         return len(deliveries)
 
     async def run(self) -> None:
-        """Deliver until `stop` is called."""
+        """Deliver until `stop` is called.
+
+        While the store cannot be read or written, delivery pauses and tries
+        again after a wait that doubles up to `STORE_BACKOFF_MAX` seconds, so
+        a full disk or a lost database does not turn into a busy loop.
+        """
+        failures = 0
         while not self._stopping:
             self._woken.clear()
             try:
                 made = await self.run_once()
             except StorageError as exc:
-                log.warning("delivery.store_unavailable", error=str(exc))
-                made = 0
+                failures += 1
+                pause = min(STORE_BACKOFF_MAX, 2 ** (failures - 1))
+                log.warning(
+                    "delivery.store_unavailable",
+                    error=str(exc),
+                    failures=failures,
+                    retry_in=pause,
+                )
+                await self._wait(pause)
+                continue
+            if failures:
+                log.info("delivery.store_available", failures=failures)
+                failures = 0
             if self._stopping:
                 break
             if made >= self._batch:
@@ -162,8 +181,12 @@ class DeliveryEngine:
             if due is not None:
                 until_due = (due - self._clock.now()).total_seconds()
                 timeout = max(0.0, min(timeout, until_due))
+        await self._wait(timeout)
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, or until `wake` or `stop` is called."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout)
+            await asyncio.wait_for(self._woken.wait(), seconds)
 
     # -- one attempt ------------------------------------------------------
 
