@@ -137,7 +137,9 @@ def test_queue_show_prints_every_attempt(config_file: Path, queue_id: str) -> No
     assert "550" in shown
 
 
-def test_queue_show_of_an_unknown_id_fails_clearly(config_file: Path) -> None:
+def test_queue_show_of_an_unknown_id_fails_clearly(
+    config_file: Path, queue_id: str
+) -> None:
     result = CliRunner().invoke(
         main, ["queue", "show", "nope", "--config", str(config_file)]
     )
@@ -154,12 +156,63 @@ def test_queue_retry_makes_deferred_recipients_due(
     assert output.strip() == "1 recipient(s) due now"
 
 
-def test_queue_delete_removes_the_message(config_file: Path, queue_id: str) -> None:
+def test_queue_delete_removes_waiting_recipients_and_keeps_final_ones(
+    config_file: Path, queue_id: str
+) -> None:
     output = invoke("queue", "delete", queue_id, "--config", str(config_file))
     listing = invoke("queue", "list", "--config", str(config_file))
+    figures = json.loads(invoke("stats", "--json", "--config", str(config_file)))
 
-    assert output.startswith(f"deleted {queue_id}")
+    assert output.strip() == f"deleted 2 waiting recipient(s) of {queue_id}"
     assert listing == ""
+    assert (figures["bounced"], figures["deferred"], figures["queued"]) == (1, 0, 0)
+
+
+def test_queue_list_has_a_header_line(config_file: Path, queue_id: str) -> None:
+    first = invoke("queue", "list", "--config", str(config_file)).splitlines()[0]
+
+    assert first.split()[:3] == ["QUEUE", "ID", "STATE"]
+
+
+def test_queue_retry_of_an_unknown_id_fails(config_file: Path, queue_id: str) -> None:
+    result = CliRunner().invoke(
+        main, ["queue", "retry", "nope", "--config", str(config_file)]
+    )
+
+    assert result.exit_code == 1
+    assert "not found" in result.output
+
+
+def test_queue_retry_takes_an_id_or_all_but_not_both(
+    config_file: Path, queue_id: str
+) -> None:
+    result = CliRunner().invoke(
+        main, ["queue", "retry", queue_id, "--all", "--config", str(config_file)]
+    )
+
+    assert result.exit_code == 2
+
+
+def test_commands_refuse_to_invent_an_empty_queue(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "nothing")}))
+
+    result = CliRunner().invoke(main, ["stats", "--config", str(elsewhere)])
+
+    assert result.exit_code == 1
+    assert "no queue at" in result.output
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_an_empty_time_window_is_refused(config_file: Path, queue_id: str) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["export", "bounces", "--since", "2026-03-03", "--until", "2026-03-02",
+         "--config", str(config_file)],
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert "--since must come before --until" in result.output
 
 
 def test_bounce_export_derives_the_class_from_the_basic_code(

@@ -53,7 +53,7 @@ config_option = click.option(
 )
 
 
-def _load(config_path: Path | None) -> Config:
+def load_or_exit(config_path: Path | None) -> Config:
     path = find_config(config_path)
     try:
         return load_config(path)
@@ -68,7 +68,28 @@ def _fail_config(exc: ConfigError) -> NoReturn:
     sys.exit(2)
 
 
-def _with_store(body: Callable[[Store], Coroutine[Any, Any, T]], config: Config) -> T:
+def with_store(
+    body: Callable[[Store], Coroutine[Any, Any, T]],
+    config: Config,
+    *,
+    create: bool = False,
+) -> T:
+    """Run ``body`` with the configured store open; errors become exit 1.
+
+    Without ``create``, a SQLite queue that does not exist yet is an error
+    rather than a new, empty one.
+    """
+    if not create and (
+        config.queue.url is None or config.queue.url.startswith("sqlite:")
+    ):
+        path = config.sqlite_path
+        if not path.exists():
+            # Opening would create an empty queue and report zeros for it.
+            raise click.ClickException(
+                f"no queue at {path.resolve()}: is this the relay's data_dir? "
+                "Run from the directory the relay runs in, or pass --config."
+            )
+
     async def run() -> T:
         store = open_store(config)
         await store.open()
@@ -85,7 +106,7 @@ def _with_store(body: Callable[[Store], Coroutine[Any, Any, T]], config: Config)
         raise click.ClickException(str(exc)) from exc
 
 
-def _quiet_logs(func: Callable[..., T]) -> Callable[..., T]:
+def quiet_logs(func: Callable[..., T]) -> Callable[..., T]:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         logsetup.configure("warning", "console")
@@ -109,7 +130,7 @@ def serve(config_path: Path | None) -> None:
     """Run the relay until SIGTERM or SIGINT."""
     from postroom.app import Relay
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     logsetup.configure(config.logging.level, config.logging.format)
     try:
         import uvloop  # type: ignore[import-not-found]  # optional speed-up
@@ -147,7 +168,7 @@ def config_group() -> None:
 def config_check(config_path: Path | None) -> None:
     """Validate the configuration file; exit 2 naming every broken key."""
     path = find_config(config_path)
-    _load(config_path)
+    load_or_exit(config_path)
     click.echo(f"ok: {path or 'embedded default'}")
 
 
@@ -155,7 +176,7 @@ def config_check(config_path: Path | None) -> None:
 @config_option
 def config_show(config_path: Path | None) -> None:
     """Print the effective configuration, defaults filled in."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     data = config.model_dump(mode="json")
     click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
 
@@ -186,13 +207,13 @@ def queue() -> None:
     help="Only recipients in this state.",
 )
 @click.option("--campaign", default=None)
-@click.option("--limit", default=100, show_default=True)
-@_quiet_logs
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
+@quiet_logs
 def queue_list(
     config_path: Path | None, state: str | None, campaign: str | None, limit: int
 ) -> None:
     """List recipients (default: those still waiting: queued and deferred)."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
 
     async def body(store: Store) -> None:
         states = [State(state)] if state else [State.QUEUED, State.DEFERRED]
@@ -200,6 +221,11 @@ def queue_list(
         for wanted in states:
             rows += await store.recipients(state=wanted, campaign=campaign, limit=limit)
         rows.sort(key=lambda r: r.accepted_at)
+        if rows:
+            click.echo(
+                f"{'QUEUE ID':<24}  {'STATE':<10} {'TRY':>3}  {'NEXT ATTEMPT':<32} "
+                f"{'LAST':<10} {'CAMPAIGN':<16} RECIPIENT"
+            )
         for r in rows[:limit]:
             due = r.next_attempt_at.isoformat() if r.next_attempt_at else "-"
             last = f"{r.last_code or ''} {r.last_status or ''}".strip() or "-"
@@ -208,16 +234,16 @@ def queue_list(
                 f"{last:<10} {r.campaign:<16} {r.address}"
             )
 
-    _with_store(body, config)
+    with_store(body, config)
 
 
 @queue.command("show")
 @config_option
 @click.argument("queue_id")
-@_quiet_logs
+@quiet_logs
 def queue_show(config_path: Path | None, queue_id: str) -> None:
     """Show one message: envelope, recipients and every attempt."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
 
     async def body(store: Store) -> None:
         message = await store.get_message(queue_id)
@@ -232,6 +258,8 @@ def queue_show(config_path: Path | None, queue_id: str) -> None:
             click.echo(f"user:        {message.submitted_by}")
         for r in await store.recipients(queue_id=queue_id):
             click.echo(f"\n  {r.address}  [{r.state.value}]  attempts {r.attempts}")
+            if r.next_attempt_at is not None and not r.state.is_final:
+                click.echo(f"    next attempt {r.next_attempt_at.isoformat()}")
             for a in await store.attempts(r.id):
                 code = f"{a.code or ''} {a.status or ''}".strip() or "-"
                 click.echo(
@@ -241,38 +269,47 @@ def queue_show(config_path: Path | None, queue_id: str) -> None:
                 for line in a.text.splitlines():
                     click.echo(f"        {line}")
 
-    _with_store(body, config)
+    with_store(body, config)
 
 
 @queue.command("retry")
 @config_option
 @click.argument("queue_id", required=False)
 @click.option("--all", "everything", is_flag=True, help="Every deferred recipient.")
-@_quiet_logs
+@quiet_logs
 def queue_retry(
     config_path: Path | None, queue_id: str | None, everything: bool
 ) -> None:
     """Make deferred recipients due now (one message, or --all)."""
-    if not queue_id and not everything:
-        raise click.UsageError("name a QUEUE_ID or pass --all")
-    config = _load(config_path)
-    count = _with_store(
-        lambda store: store.retry_now(queue_id, SystemClock().now()), config
-    )
+    if bool(queue_id) == everything:
+        raise click.UsageError("name a QUEUE_ID or pass --all, not both")
+    config = load_or_exit(config_path)
+
+    async def body(store: Store) -> int:
+        if queue_id:
+            await store.get_message(queue_id)  # NotFound for an unknown id
+        return await store.retry_now(queue_id, SystemClock().now())
+
+    count = with_store(body, config)
     click.echo(f"{count} recipient(s) due now")
 
 
 @queue.command("delete")
 @config_option
 @click.argument("queue_id")
-@_quiet_logs
+@quiet_logs
 def queue_delete(config_path: Path | None, queue_id: str) -> None:
-    """Remove a message and all its recipients from the queue."""
-    config = _load(config_path)
-    count = _with_store(lambda store: store.delete(queue_id), config)
-    if not count:
-        raise click.ClickException(f"not found: {queue_id}")
-    click.echo(f"deleted {queue_id} ({count} recipient(s))")
+    """Stop delivering a message: remove its waiting recipients.
+
+    Recipients already delivered or bounced keep their records."""
+    config = load_or_exit(config_path)
+
+    async def body(store: Store) -> int:
+        await store.get_message(queue_id)  # NotFound for an unknown id
+        return await store.delete(queue_id)
+
+    count = with_store(body, config)
+    click.echo(f"deleted {count} waiting recipient(s) of {queue_id}")
 
 
 # -- stats and exports -------------------------------------------------------
@@ -282,11 +319,11 @@ def queue_delete(config_path: Path | None, queue_id: str) -> None:
 @config_option
 @click.option("--campaign", default=None, help="One campaign (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-@_quiet_logs
+@quiet_logs
 def stats(config_path: Path | None, campaign: str | None, as_json: bool) -> None:
     """Counts by result: Sent OK, Bounced, Invalid, Deferred, ..."""
-    config = _load(config_path)
-    result = _with_store(lambda store: store.stats(campaign), config)
+    config = load_or_exit(config_path)
+    result = with_store(lambda store: store.stats(campaign), config)
     figures = {
         "sent_ok": result.sent_ok,
         "bounced": result.bounced,
@@ -335,7 +372,7 @@ def _parse_time(_: Any, __: Any, value: str | None) -> datetime | None:
 @click.option("--since", callback=_parse_time, help="ISO 8601, inclusive.")
 @click.option("--until", callback=_parse_time, help="ISO 8601, exclusive.")
 @click.option("--output", "-o", type=click.File("w"), default="-")
-@_quiet_logs
+@quiet_logs
 def export(
     config_path: Path | None,
     kind: str,
@@ -345,14 +382,18 @@ def export(
     output: Any,
 ) -> None:
     """Write bounce records or deferrals as CSV."""
-    config = _load(config_path)
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter(
+            "--since must come before --until", param_hint="--since"
+        )
+    config = load_or_exit(config_path)
 
     async def body(store: Store) -> list[ExportRow]:
         if kind == "bounces":
             return await store.export_bounces(campaign, since, until)
         return await store.export_deferrals(campaign, since, until)
 
-    rows = _with_store(body, config)
+    rows = with_store(body, config)
     writer = csv.writer(output, lineterminator="\r\n")
     writer.writerow(EXPORT_HEADER)
     for row in rows:

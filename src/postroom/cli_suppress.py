@@ -20,7 +20,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from postroom.cli import _load, _quiet_logs, _with_store
+from postroom.cli import load_or_exit, quiet_logs, with_store
 from postroom.clock import SystemClock
 from postroom.queue.models import Suppression
 from postroom.queue.store import GLOBAL_SCOPE, Store
@@ -71,14 +71,14 @@ def suppress() -> None:
 @config_option
 @_scope_options
 @click.option("--limit", default=1000, show_default=True)
-@_quiet_logs
+@quiet_logs
 def suppress_list(
     config_path: Path | None, campaign: str | None, everywhere: bool, limit: int
 ) -> None:
     """List suppressed addresses (of one list, or of all)."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     scope = _scope(campaign, everywhere, required=False)
-    entries = _with_store(lambda store: store.suppressions(scope, limit), config)
+    entries = with_store(lambda store: store.suppressions(scope, limit), config)
     for entry in entries:
         click.echo(
             f"{entry.scope:<20} {entry.address:<40} {entry.reason:<16} "
@@ -91,7 +91,7 @@ def suppress_list(
 @_scope_options
 @click.option("--reason", default="manual", show_default=True)
 @click.argument("addresses", nargs=-1, required=True)
-@_quiet_logs
+@quiet_logs
 def suppress_add(
     config_path: Path | None,
     campaign: str | None,
@@ -100,12 +100,12 @@ def suppress_add(
     addresses: tuple[str, ...],
 ) -> None:
     """Put ADDRESSES on a list; they are not mailed again there."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     scope = _scope(campaign, everywhere, required=True)
     assert scope is not None
     now = SystemClock().now()
     entries = [Suppression(scope, address, reason, now) for address in addresses]
-    added = _with_store(lambda store: store.suppress_many(entries), config)
+    added = with_store(lambda store: store.suppress_many(entries), config, create=True)
     click.echo(f"{added} address(es) added to {scope}")
 
 
@@ -113,7 +113,7 @@ def suppress_add(
 @config_option
 @_scope_options
 @click.argument("addresses", nargs=-1, required=True)
-@_quiet_logs
+@quiet_logs
 def suppress_remove(
     config_path: Path | None,
     campaign: str | None,
@@ -121,7 +121,7 @@ def suppress_remove(
     addresses: tuple[str, ...],
 ) -> None:
     """Take ADDRESSES off a list, so that later messages reach them again."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     scope = _scope(campaign, everywhere, required=True)
     assert scope is not None
 
@@ -131,7 +131,7 @@ def suppress_remove(
             removed += await store.unsuppress(scope, address)
         return removed
 
-    removed = _with_store(body, config)
+    removed = with_store(body, config)
     click.echo(f"{removed} address(es) removed from {scope}")
 
 
@@ -139,14 +139,14 @@ def suppress_remove(
 @config_option
 @_scope_options
 @click.option("--output", "-o", type=click.File("w"), default="-")
-@_quiet_logs
+@quiet_logs
 def suppress_export(
     config_path: Path | None, campaign: str | None, everywhere: bool, output: TextIO
 ) -> None:
     """Write suppressed addresses as CSV (address,scope,reason,created_at)."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     scope = _scope(campaign, everywhere, required=False)
-    entries = _with_store(lambda store: store.suppressions(scope, None), config)
+    entries = with_store(lambda store: store.suppressions(scope, None), config)
     writer = csv.writer(output, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for entry in entries:
@@ -160,7 +160,7 @@ def suppress_export(
 @_scope_options
 @click.option("--reason", default="import", show_default=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_quiet_logs
+@quiet_logs
 def suppress_import(
     config_path: Path | None,
     campaign: str | None,
@@ -170,7 +170,7 @@ def suppress_import(
 ) -> None:
     """Add the addresses of a CSV file (as written by export, or one
     address a line) to the lists it names or to the one given."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     default_scope = _scope(campaign, everywhere, required=False)
     now = SystemClock().now()
     text = path.read_text(encoding="utf-8-sig")
@@ -187,7 +187,7 @@ def suppress_import(
                 bar.update(len(batch))
         return added
 
-    added = _with_store(body, config)
+    added = with_store(body, config, create=True)
     click.echo(f"{added} of {len(entries)} address(es) added")
 
 

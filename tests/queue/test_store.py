@@ -345,6 +345,28 @@ async def test_delete_removes_the_message_and_its_recipients(
     assert await store.delete(accepted.queue_id) == 0
 
 
+async def test_delete_keeps_recipients_that_are_already_final(
+    store: Store, clock: ManualClock
+) -> None:
+    accepted = await store.accept(message("a@x.example", "b@x.example"), clock.now())
+    done, waiting = accepted.recipient_ids
+    await store.lease_due(clock.now(), 10, LEASE)
+    await store.record(
+        AttemptResult(
+            Attempt(done, clock.now(), Outcome.DELIVERED, "mx", 250, "2.0.0", "ok"),
+            State.DELIVERED,
+        )
+    )
+
+    removed = await store.delete(accepted.queue_id)
+
+    assert removed == 1
+    assert [r.id for r in await store.recipients()] == [done]
+    assert (await store.stats()).sent_ok == 1
+    assert (await store.get_message(accepted.queue_id)).queue_id == accepted.queue_id
+    assert waiting not in [r.id for r in await store.recipients()]
+
+
 async def test_campaigns_lists_each_campaign_once(
     store: Store, clock: ManualClock
 ) -> None:

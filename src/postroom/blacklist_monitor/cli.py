@@ -59,9 +59,9 @@ def scan(
     """Scan a day's refusals and the blocklists; enqueue the report."""
     # Imported here: postroom.cli imports this module to register it.
     from postroom import log as logsetup
-    from postroom.cli import _load, _with_store
+    from postroom.cli import load_or_exit, with_store
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     logsetup.configure("warning", "console")
 
     async def body(store: Store) -> ScanOutcome:
@@ -69,7 +69,7 @@ def scan(
             config, store, SystemClock(), day=day, dry_run=dry_run, force=force
         )
 
-    outcome = _with_store(body, config)
+    outcome = with_store(body, config)
     if as_json_output:
         data = as_json(outcome.scan)
         data.update(sent=outcome.sent, queue_id=outcome.queue_id, note=outcome.note)

@@ -426,13 +426,26 @@ def retry_now(conn: sqlite3.Connection, queue_id: str | None, now: datetime) -> 
 
 
 def delete(conn: sqlite3.Connection, queue_id: str) -> int:
-    count: int = conn.execute(
-        "SELECT COUNT(*) FROM recipients WHERE queue_id = ?", (queue_id,)
-    ).fetchone()[0]
-    # Attempts go with their recipients (ON DELETE CASCADE); bounce records
-    # stay for the statistics, no longer tied to a recipient row.
-    conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue_id,))
-    return count
+    waiting = (State.QUEUED, State.DEFERRED)
+    # Attempts go with their recipients (ON DELETE CASCADE). Recipients that
+    # already reached a final state stay, with their attempts and bounce
+    # records, so statistics and exports still count them.
+    removed: int = conn.execute(
+        "DELETE FROM recipients WHERE queue_id = ? AND state IN (?, ?)",
+        (queue_id, *waiting),
+    ).rowcount
+    left = conn.execute(
+        "SELECT COUNT(*), MAX(updated_at) FROM recipients WHERE queue_id = ?",
+        (queue_id,),
+    ).fetchone()
+    if left[0] == 0:
+        conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue_id,))
+    elif removed:
+        conn.execute(
+            "UPDATE messages SET final_at = COALESCE(final_at, ?) WHERE queue_id = ?",
+            (left[1], queue_id),
+        )
+    return removed
 
 
 # -- housekeeping ---------------------------------------------------------

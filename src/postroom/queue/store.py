@@ -198,7 +198,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete(self, queue_id: str) -> int:
-        """Remove a message and its recipients; the count removed."""
+        """Take a message out of the queue: remove its waiting (queued or
+        deferred) recipients, and the message itself once none is left.
+
+        Recipients already delivered, bounced or otherwise final keep their
+        rows, attempts and bounce records, so statistics and exports still
+        count them. Returns how many recipients were removed (0 for an
+        unknown queue id)."""
 
     # -- reporting --------------------------------------------------------
 
