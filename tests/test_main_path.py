@@ -25,6 +25,7 @@ import yaml
 from postroom.app import Relay
 from postroom.clock import ManualClock
 from postroom.config import parse_config
+from postroom.errors import StorageError
 from postroom.queue.models import Recipient, State
 from tests.peers.sink import Sink
 
@@ -196,3 +197,17 @@ async def test_a_deferred_recipient_is_retried_on_schedule_and_given_up_at_four_
     assert bounces[1][7].startswith(
         (accepted_at + timedelta(days=4.5)).strftime("%Y-%m-%dT%H:%M")
     )
+
+
+async def test_a_second_relay_on_the_same_data_directory_refuses_to_start(
+    relay: tuple[Relay, Path], tmp_path: Path, clock: ManualClock
+) -> None:
+    running, config_file = relay
+    second = Relay(parse_config(config_file.read_text()), clock=clock)
+
+    with pytest.raises(StorageError, match=r"another postroom .* is running"):
+        await second.start()
+
+    # The first relay's store and listener are untouched.
+    assert await running.store.recipients() == []
+    assert running.submission.port > 0

@@ -14,6 +14,7 @@ import structlog
 
 from postroom.clock import Clock, SystemClock
 from postroom.config import Config
+from postroom.lockfile import DataDirLock
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
 from postroom.relay.inbound import InboundServer
@@ -41,11 +42,30 @@ class Relay:
         self.config = config
         self.clock = clock or SystemClock()
         self.store: Store = open_store(config)
+        self._lock = DataDirLock(config.data_dir)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        """Open the store, free leases a crash left behind, start listening."""
+        """Lock the data directory, open the store, free leases a crash left
+        behind, start listening. On failure everything started is stopped."""
+        self._lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            await self._close_after_failed_start()
+            raise
+
+    async def _close_after_failed_start(self) -> None:
+        for server in (getattr(self, "submission", None), self.inbound, self.web):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await server.stop()
+        with contextlib.suppress(Exception):
+            await self.store.close()
+        self._lock.release()
+
+    async def _start(self) -> None:
         await self.store.open()
         released = await self.store.release_leases()
         if released:
@@ -94,6 +114,7 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.store.close()
+        self._lock.release()
         log.info("relay.stopped")
 
     async def serve_forever(self) -> None:
