@@ -180,3 +180,100 @@ def test_failed_sender_authentication_is_policy_even_if_called_access_denied() -
     verdict = classify(550, EnhancedStatus(5, 7, 509), text)
 
     assert verdict.category is Category.POLICY
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "text", "category"),
+    [
+        (550, "5.7.1", "Access denied", Category.SENDER_REJECTED),
+        (
+            550,
+            None,
+            "SMTP error from remote mail server after initial connection: "
+            "550 Access denied",
+            Category.BLOCKED,
+        ),
+        (
+            554,
+            None,
+            "Message rejected: Email address is not verified. The following"
+            " identities failed the check in region EU-WEST-1",
+            Category.RELAY_DENIED,
+        ),
+        (
+            None,
+            "4.4.7",
+            "Name server: example.net.: host name lookup failure. Message could"
+            " not be delivered for 5 days",
+            Category.NETWORK,
+        ),
+        (550, "5.4.312", "Message expired, DNS query failed", Category.NETWORK),
+        (
+            None,
+            "4.4.3",
+            "Unable to contact LDAP server. I'm not going to try again; this"
+            " message has been in the queue too long.",
+            Category.SYSTEM,
+        ),
+        (
+            None,
+            None,
+            "Sorry, you are sending to/from an address that has been blacklisted",
+            Category.SENDER_REJECTED,
+        ),
+        (
+            450,
+            None,
+            "450 service permits 2 unverifyable sending IPs",
+            Category.BLOCKED,
+        ),
+        (550, None, "domain [example.com] mismatches client ip", Category.BLOCKED),
+        (500, None, "500 Line limit exceeded", Category.MESSAGE_TOO_LARGE),
+        (500, None, "Remote server does not support TLS", Category.POLICY),
+        (
+            550,
+            None,
+            "Please turn on SMTP Authentication in your mail client",
+            Category.POLICY,
+        ),
+        (
+            None,
+            "5.0.0",
+            "local delivery program exited with status 75",
+            Category.SYSTEM,
+        ),
+        (None, "4.3.0", "temporary failure", Category.SYSTEM),
+        (
+            None,
+            None,
+            "You are not a member of this mailing list <l@example.org>.",
+            Category.SENDER_REJECTED,
+        ),
+        (
+            None,
+            "4.0.0",
+            "DNS Error: the domain doesn't receive email: returned Null MX",
+            Category.UNKNOWN_DOMAIN,
+        ),
+        (
+            None,
+            "5.0.0",
+            "Action: failed Content-Type: message/rfc822",
+            Category.OTHER,
+        ),
+        (
+            None,
+            None,
+            "Your email was rejected due to spam classification. Set up SPF",
+            Category.SPAM,
+        ),
+    ],
+)
+def test_classify_reads_the_wording_of_the_long_tail(
+    code: int | None, status: str | None, text: str, category: Category
+) -> None:
+    parsed = EnhancedStatus.parse(status) if status else None
+
+    verdict = classify(code, parsed, text)
+
+    assert verdict.category is category

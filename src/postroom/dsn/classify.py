@@ -18,11 +18,16 @@ category                  meaning
                           TLS required, a local policy rule (5.7.x)
 ``spam``                  the content was judged spam or a virus
 ``content``               the message is malformed or breaks RFC 5322
-``sender_rejected``       the envelope sender was refused (5.1.7, 5.1.8)
-``relay_denied``          the server will not relay for us (5.7.1 relay)
+``sender_rejected``       the envelope sender was refused (5.1.7, 5.1.8),
+                          a bare "access denied" after the connection was
+                          accepted, a list refusing a non-member's post
+``relay_denied``          the server will not relay for us (5.7.1 relay),
+                          or not from an identity it has not verified
 ``rate_limited``          too many messages or connections, slow down
-``network``               connection, DNS or routing trouble on the way
-``system``                the receiving system failed or is full
+``network``               connection, DNS or routing trouble on the way; a
+                          named DNS failure even when retries ran out
+``system``                the receiving system failed or is full, or a
+                          local delivery program exited with an error
 ``expired``               retries ran out before delivery (4.4.7)
 ``complaint``             the recipient reported the message (RFC 5965)
 ``auto_reply``            an automatic reply, not a failure (RFC 3834)
@@ -138,10 +143,42 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.CONTENT,
         None,
     ),
-    (r"blacklisted (?:url|link)|uribl|surbl", Category.SPAM, None),
-    # A local delivery program (procmail, maildrop) that fails reports its
-    # own trouble, even in words about a user it could not switch to.
-    (r"procmail: |maildrop: ", Category.SYSTEM, None),
+    # A spam verdict stated as the reason outranks the SPF or DKIM advice
+    # that follows it.
+    (
+        r"blacklisted (?:url|link)|uribl|surbl|due to spam|spam classification"
+        r"|flagged as spam|classified as spam|spamsignature|spam signature",
+        Category.SPAM,
+        None,
+    ),
+    # A local delivery program (procmail, maildrop, or one known only by its
+    # exit status) that fails reports its own trouble, even in words about a
+    # user it could not switch to; so does a server that cannot reach its
+    # own directory or load its own data, and a list manager's loop guard.
+    (
+        r"procmail: |maildrop: |/procmail |local delivery program|ldap server"
+        r"|could not load"
+        r"|duplicated message-id",
+        Category.SYSTEM,
+        None,
+    ),
+    # A null MX (RFC 7505) is the domain's own statement that it takes no
+    # mail, however the lookup that found it is worded.
+    (r"null mx", Category.UNKNOWN_DOMAIN, None),
+    # A named name-service failure is the cause even when the report goes on
+    # to say the retries ran out.
+    (
+        r"host name lookup failure|dns query failed",
+        Category.NETWORK,
+        None,
+    ),
+    # An address, not an IP, on a blocklist; a list manager refusing a post
+    # from someone who is not subscribed: both refuse the sender.
+    (
+        r"address that has been blacklisted|not a member of|non-member",
+        Category.SENDER_REJECTED,
+        None,
+    ),
     # A failed sender authentication (SPF, DKIM, DMARC: RFC 7208, 6376,
     # 7489) names the cause more precisely than the "access denied" or
     # "blocked" that servers wrap it in.
@@ -162,8 +199,10 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|poor sending|has been blocked|connection refused by"
         r"|not allowed to send|service refused?\b|not accepting connections"
         r"|too many unwanted|dynamic ip|dial-?up"
-        r"|a(?<!relay a)ccess denied|banned|my name was rejected"
-        r"|ip name lookup failed|refused to talk to me",
+        r"|banned|my name was rejected|unverif(?:i|y)able sending ip"
+        r"|ip name lookup failed|refused to talk to me|mismatches client ip"
+        # Denied before any command: the connecting client is refused.
+        r"|initial connection: [^a-z]{0,20}access denied",
         Category.BLOCKED,
         None,
     ),
@@ -179,8 +218,9 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"s(?<!\ws)pf\b|d(?<!\wd)kim\b|d(?<!\wd)marc\b|sender policy framework"
         r"|not authenticated|unauthenticated|authentication (?:failed|required"
         r"|checks? failed)|authentication information"
-        r"|starttls|must use tls|tls required|encryption required"
-        r"|for policy reasons|policy violation|not authorized",
+        r"|starttls|must use tls|tls required|encryption required|support tls"
+        r"|smtp authentication|without authentication"
+        r"|for policy reasons|policy violation|protocol violation|not authorized",
         Category.POLICY,
         None,
     ),
@@ -188,7 +228,7 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)"
         r"|not permitted to relay|unable to relay|we do not relay|no relaying"
         r"|relay not allowed|not allowed to relay|not configured to relay"
-        r"|relay through this server",
+        r"|relay through this server|address is not verified|identities failed",
         Category.RELAY_DENIED,
         None,
     ),
@@ -210,7 +250,8 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
     ),
     (
         r"message (?:size|length) exceeds|too large|too big|size limit"
-        r"|exceeds.*size|message is larger|maximum (?:message )?size",
+        r"|exceeds.*size|message is larger|maximum (?:message )?size"
+        r"|line limit exceeded",
         Category.MESSAGE_TOO_LARGE,
         None,
     ),
@@ -220,7 +261,10 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|domain of sender|sender .*(?:not|does not) (?:exist|resolve)"
         r"|bad sender|invalid sender|envelope sender|return path"
         r"|purported responsible address|from: domain is invalid"
-        r"|not permitted to post|permission to post",
+        r"|not permitted to post|permission to post"
+        # "Access denied" with nothing naming the address, the IP or a
+        # policy refuses who is sending: the envelope sender.
+        r"|a(?<!relay a)ccess denied",
         Category.SENDER_REJECTED,
         None,
     ),
@@ -283,7 +327,8 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|does not)|dosn't exist|is not a known user|no account by that name"
         r"|mailbox not present|user not exist|unknown account"
         r"|address (?:does not|doesn't) exist|could ?n[o']t be found"
-        r"|could not be found|invalid final delivery|bad destination mailbox",
+        r"|could not be found|invalid final delivery|bad destination mailbox"
+        r"|check if (?:the )?address is correct",
         Category.UNKNOWN_USER,
         None,
     ),
@@ -308,7 +353,7 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         None,
     ),
     (
-        r"malformed|syntax error|rfc ?5322(?!;)|rfc ?2822(?!;)|rfc ?822(?!;)"
+        r"malformed|syntax error|rfc ?5322(?!;)|rfc ?2822(?!;)|r(?<!/r)fc ?822(?!;)"
         r"|invalid (?:header"
         r"|message|mime)|8-?bit|line too long|not rfc",
         Category.CONTENT,
@@ -376,6 +421,7 @@ _STATUS_RULES: dict[tuple[int, int], Category] = {
     (2, 1): Category.MAILBOX_DISABLED,
     (2, 2): Category.MAILBOX_FULL,
     (2, 3): Category.MESSAGE_TOO_LARGE,
+    (3, 0): Category.SYSTEM,
     (3, 1): Category.SYSTEM,
     (3, 4): Category.MESSAGE_TOO_LARGE,
     (3, 5): Category.SYSTEM,

@@ -131,8 +131,10 @@ def walk(part: Part) -> list[Part]:
 
 def subparts(part: Part) -> list[Part]:
     """The direct children of a multipart entity; empty for any other."""
-    boundary = part.param("boundary")
-    if not part.content_type.startswith("multipart/") or not boundary:
+    if not part.content_type.startswith("multipart/"):
+        return []
+    boundary = part.param("boundary") or _boundary_in(part.body)
+    if not boundary:
         return []
     delimiter = b"--" + boundary.encode("utf-8", "replace")
     chunks = part.body.split(b"\n" + delimiter)
@@ -146,6 +148,20 @@ def subparts(part: Part) -> list[Part]:
         chunk = chunk.split(b"\n", 1)[1] if b"\n" in chunk else b""
         children.append(split_part(chunk))
     return children
+
+
+def _boundary_in(body: bytes) -> str | None:
+    """The boundary of a multipart whose Content-Type lost its parameter.
+
+    Some writers fold ``boundary=`` onto a line of its own without the
+    leading white space of a continuation, so the header parser drops it;
+    the first delimiter line in the body still names it (RFC 2046
+    section 5.1.1).
+    """
+    for line in body.lstrip(b"\n").split(b"\n", 3)[:3]:
+        if line.startswith(b"--") and 2 < len(line.rstrip()) <= 72:
+            return line.rstrip()[2:].decode("utf-8", "replace")
+    return None
 
 
 def split_part(chunk: bytes) -> Part:

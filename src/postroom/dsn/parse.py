@@ -43,6 +43,11 @@ from postroom.dsn.view import MessageView, make_view
 
 _DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# A recipient field may hold a quoted local part (RFC 5321 section 4.1.2,
+# ``"a b"@example.net``); the quotes are part of the address.
+_FIELD_ADDRESS = re.compile(
+    r"(?:\"[^\"\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]+)@[\w-]+(?:\.[\w-]+)+"
+)
 _ENVELOPE_FIELDS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
 _ACTIONS = {action.value: action for action in Action}
 # Delivery-status fields written into the text itself, by servers that
@@ -111,6 +116,10 @@ def _parse(raw: bytes, *, nested: bool = True) -> Report:
             )
             return _report(ReportKind.DSN, view, records, dialect.name)
 
+    if nested and bounce:
+        attached = _attached_bounce(view)
+        if attached is not None:
+            return attached
     kind = ReportKind.UNKNOWN if bounce else ReportKind.NOT_BOUNCE
     return _report(kind, view)
 
@@ -130,6 +139,25 @@ def _inline_bounce(text: str) -> Report | None:
         return None
     inner = _parse(text[at + 1 :].encode("utf-8"), nested=False)
     return inner if inner.records else None
+
+
+def _attached_bounce(view: MessageView) -> Report | None:
+    """A delivery report returned as the attached copy, read on its own.
+
+    A relay that bounces a bounce, or a filter that wraps one, attaches
+    the report it could not pass on (RFC 6522) and says nothing of its
+    own about the recipients: the attached report is the only account.
+    """
+    for part in view.parts:
+        if part.content_type not in ("message/rfc822", "message/global"):
+            continue
+        body = part.body.lstrip(b"\n")
+        head = body[:2000].partition(b"\n\n")[0].lower()
+        if b"multipart/report" not in head:
+            return None
+        inner = _parse(body, nested=False)
+        return inner if inner.records else None
+    return None
 
 
 def _report(
@@ -178,9 +206,9 @@ def _from_delivery_status(
 def _from_fields(
     fields: RecipientFields, arrival: str | None, text: str, sole: bool, gateway: bool
 ) -> Record | None:
-    recipient = _ADDRESS.search(fields.final_recipient or "")
+    recipient = _FIELD_ADDRESS.search(fields.final_recipient or "")
     if recipient is None and fields.original_recipient:
-        recipient = _ADDRESS.search(fields.original_recipient)
+        recipient = _FIELD_ADDRESS.search(fields.original_recipient)
     if recipient is None:
         return None
     # Without a Diagnostic-Code the reply is read from the prose that names

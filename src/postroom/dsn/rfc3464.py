@@ -88,7 +88,7 @@ def _recipient(group: dict[str, str]) -> RecipientFields:
         action=(group.get("action") or "").strip().lower() or None,
         status=group.get("status"),
         remote_mta=_typed(group.get("remote-mta")),
-        diagnostic=_typed(group.get("diagnostic-code")),
+        diagnostic=_diagnostic(group.get("diagnostic-code")),
         last_attempt=group.get("last-attempt-date") or group.get("arrival-date"),
     )
 
@@ -106,6 +106,16 @@ def _typed(value: str | None) -> str | None:
         return None
     # One space between words: a folded value keeps its continuation's indent.
     return " ".join(strip_type(value).split()) or None
+
+
+def _diagnostic(value: str | None) -> str | None:
+    text = _typed(value)
+    if text is not None and text.isdigit() and value is not None:
+        # An X-Unix diagnostic that is only a number is the exit status of
+        # a local delivery program (sysexits.h): say so, or the number alone
+        # reads as nothing.
+        return f"local delivery program exited with status {text}"
+    return text
 
 
 def _address(value: str | None) -> str | None:

@@ -7,9 +7,25 @@ recipient wins. ``generic`` comes last and reads any bounce-looking prose.
 
 from __future__ import annotations
 
-from postroom.dsn.dialects import generic, googlegroups
+from postroom.dsn.dialects import (
+    apachejames,
+    au,
+    fml,
+    generic,
+    googlegroups,
+    sesnotify,
+    verizon,
+)
 from postroom.dsn.dialects.base import Dialect, Finding
 
-REGISTRY: tuple[Dialect, ...] = (googlegroups.DIALECT, generic.DIALECT)
+REGISTRY: tuple[Dialect, ...] = (
+    googlegroups.DIALECT,
+    sesnotify.DIALECT,
+    au.DIALECT,
+    fml.DIALECT,
+    apachejames.DIALECT,
+    verizon.DIALECT,
+    generic.DIALECT,
+)
 
 __all__ = ["REGISTRY", "Dialect", "Finding"]

@@ -15,6 +15,7 @@ from postroom.dsn.dialects.scan import ADDRESS, scan
 from postroom.dsn.evidence import reply_code_in
 from postroom.dsn.view import MessageView
 
+_DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
 _DAEMON_SENDER = re.compile(
     r"mailer-daemon|postmaster|mail delivery|mail ?administrator|mdaemon"
     r"|bounce|returned|daemon|nobody@|delivery",
@@ -45,7 +46,12 @@ def _detect(view: MessageView) -> bool:
 
 def _read(view: MessageView) -> list[Finding]:
     findings = scan(view, view.text)
-    if findings or reply_code_in(view.text) is None:
+    if findings:
+        return findings
+    # A delivery-status part that lists no recipient (Postfix's "Delivery
+    # report unavailable") is still a report on the returned copy.
+    empty_report = view.has_part(*_DELIVERY_STATUS) is not None
+    if reply_code_in(view.text) is None and not empty_report:
         return findings
     # No address in the prose: the returned copy's To is the recipient.
     for name, value in view.original_headers:

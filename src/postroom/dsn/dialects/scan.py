@@ -51,7 +51,7 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
     found: list[str] = []
     for match in ADDRESS.finditer(text):
         address = match[0].strip(".")
-        if address.lower() in own:
+        if address.lower() in own and not _listed(text, match.start(), match.end()):
             continue
         # A postmaster address is the reporting system's own, unless the
         # returned message was sent to it.
@@ -65,6 +65,19 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
         if len(found) >= _MAX_RECIPIENTS:
             break
     return found
+
+
+def _listed(text: str, start: int, end: int) -> bool:
+    """Whether the address at ``start:end`` opens a line and is followed by a
+    colon: how Postfix, qmail and Exim list each failed recipient before
+    its reply. So listed, it is a recipient even when it is also the
+    sender's (people mail themselves, and mailing lists mail their own
+    members).
+    """
+    line_start = text.rfind("\n", 0, start) + 1
+    if text[line_start:start].strip(" \t<"):
+        return False
+    return text.startswith((":", ">:"), end)
 
 
 def _returned_to(view: MessageView) -> set[str]:
