@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -165,3 +166,61 @@ def test_received_header_for_many_recipients_names_none_and_tames_the_helo() -> 
         b"\tby relay.test with ESMTP id abc123;\r\n"
     )
     assert b"for <" not in header
+
+
+@pytest.mark.parametrize(
+    ("address", "mailbox"),
+    [
+        ("root@vm", True),
+        ("ann@example.com", True),
+        ('"quoted local"@example.net', True),
+        ('"a\\"b"@example.net', True),
+        ("zoë@bücher.example", True),
+        ("a..b@example.jp", True),
+        ("ann@[192.0.2.1]", True),
+        ('"unclosed@example.net', False),
+        ('"a"b"@example.net', False),
+        ("a b@example.com", False),
+        ("a<b@example.com", False),
+        ("\udce9@example.net", False),
+        ("ann@ex\udce9mple.net", False),
+        ("ann@exa_mple.com", False),
+        ("ann@", False),
+        ("ü" * 33 + "@example.com", False),  # 66 octets of local part
+    ],
+)
+def test_is_mailbox_is_rfc_5321_syntax_without_routability(
+    address: str, mailbox: bool
+) -> None:
+    assert msg.is_mailbox(address) is mailbox
+
+
+def test_dotless_domains_are_told_apart_from_dotted_ones_and_literals() -> None:
+    assert msg.has_dotless_domain("root@vm")
+    assert msg.has_dotless_domain("root@localhost.")
+    assert not msg.has_dotless_domain("ann@example.com")
+    assert not msg.has_dotless_domain("ann@[192.0.2.1]")
+
+
+def test_is_utf8_finds_the_surrogates_left_by_undecodable_bytes() -> None:
+    decoded = b"caf\xe9".decode("utf-8", "surrogateescape")
+
+    assert not msg.is_utf8(decoded)
+    assert msg.is_utf8("café")
+
+
+def test_printable_replaces_surrogates_and_drops_controls() -> None:
+    assert msg.printable("Zo\udce9\x00 Roe\r\n") == "Zo\ufffd Roe"
+    assert msg.printable("Zoë").encode("utf-8") == "Zoë".encode()
+
+
+def test_date_field_and_message_id_are_well_formed() -> None:
+    when = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    field = msg.date_field(when)
+    message_id = msg.new_message_id("relay.test")
+
+    assert field.raw == b"Date: Mon, 05 Jan 2026 09:00:00 +0000\r\n"
+    assert field.value == "Mon, 05 Jan 2026 09:00:00 +0000"
+    assert re.fullmatch(r"<[0-9a-f]{32}@relay\.test>", message_id)
+    assert message_id != msg.new_message_id("relay.test")

@@ -196,6 +196,7 @@ async def test_trusted_client_relays_and_the_store_holds_the_stamped_message(
         rb"Received: from client\.test \((\S+ )?\[127\.0\.0\.1\]\)\r\n"
         rb"\tby relay\.test with ESMTP id [0-9a-f]+;\r\n"
         rb"\tMon, 05 Jan 2026 09:00:00 \+0000\r\n"
+        rb"Date: Mon, 05 Jan 2026 09:00:00 \+0000\r\n"
         rb"From: Survey",
         raw,
     ), raw[:300]
@@ -568,7 +569,7 @@ async def test_size_parameter_over_the_limit_is_refused_at_mail(
 
 @pytest.mark.parametrize(
     "rcpt",
-    ["<nobody>", "<nobody@localhost>", "<a@-bad-.example>", "<a@example.123>"],
+    ["<nobody>", "<a@-bad-.example>", "<a@example.123>", '<"a"b"@example.com>'],
 )
 async def test_implausible_recipient_address_gets_501_5_1_3(
     tmp_path: Path, clock: ManualClock, rcpt: str
@@ -827,3 +828,338 @@ async def test_a_non_ascii_recipient_needs_an_smtputf8_transaction(
 
     assert replies[3].startswith("553 5.6.7"), replies[3]
     assert replies[6].startswith("250 2.1.5"), replies[6]
+
+
+# -- what a first-time client runs into -----------------------------------------
+
+
+async def test_an_address_that_is_not_utf8_is_refused_before_data(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"EHLO client.test\r\n",
+                b"MAIL FROM:<\xe9@example.org> SMTPUTF8\r\n",
+                b"MAIL FROM:<a@example.org> SMTPUTF8\r\n",
+                b"RCPT TO:<\xe9@example.net>\r\n",
+                b"RCPT TO:<ann@ex\xe9mple.net>\r\n",
+                b"DATA\r\n",
+            ],
+        )
+        stats = await store.stats()
+
+    assert replies[2].startswith("501 5.1.7"), replies[2]
+    assert replies[3].startswith("250 2.1.0"), replies[3]
+    assert replies[4].startswith("501 5.1.3"), replies[4]
+    assert replies[5].startswith("501 5.1.3"), replies[5]
+    assert replies[6].startswith("503 5.5.1"), replies[6]
+    assert stats.queued == 0
+
+
+async def test_display_names_with_invalid_bytes_or_lone_surrogates_are_stored(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    data = (
+        b"From: a@example.org\r\n"
+        b"To: Caf\xe9 Owner <ann@example.com>,\r\n"
+        b" =?utf-7?q?+2D0-?= <bob@example.com>,\r\n"
+        b" =?unknown-8bit?q?Zo=E9?= <zoe@example.com>, \x00Nul <nul@example.com>\r\n"
+        b"Subject: names\r\n\r\nHello.\r\n"
+    )
+    rcpts = ["ann@example.com", "bob@example.com", "zoe@example.com", "nul@example.com"]
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", rcpts, data
+        )
+        queue_id = queue_id_of(result["DATA"][1])
+        recipients = await store.recipients(queue_id=queue_id)
+
+    names = {r.address: r.display_name for r in recipients}
+    assert names["ann@example.com"] == "Caf\ufffd Owner"
+    assert names["bob@example.com"] == "\ufffd"
+    assert names["zoe@example.com"] == "Zo\ufffd"
+    assert names["nul@example.com"] == "Nul"
+
+
+async def test_a_message_without_date_or_message_id_gets_both(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    data = b"From: a@example.org\r\nTo: ann@example.com\r\nSubject: bare\r\n\r\nHi.\r\n"
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], data
+        )
+        queue_id = queue_id_of(result["DATA"][1])
+        stored = await store.get_message(queue_id)
+        raw = await store.load_raw(queue_id)
+
+    match = re.search(rb"\r\nMessage-ID: (<[0-9a-f]{32}@relay\.test>)\r\n", raw)
+    assert match is not None, raw
+    assert stored.message_id == match.group(1).decode()
+    assert b"\r\nDate: Mon, 05 Jan 2026 09:00:00 +0000\r\n" in raw
+    assert raw.endswith(data)
+
+
+async def test_a_message_with_date_and_message_id_keeps_them_alone(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    data = message(extra="date: Sun, 04 Jan 2026 10:00:00 +0100\r\n")
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], data
+        )
+        queue_id = queue_id_of(result["DATA"][1])
+        stored = await store.get_message(queue_id)
+        raw = await store.load_raw(queue_id)
+
+    assert stored.message_id == "<m1@app.test>"
+    assert raw.lower().count(b"\r\ndate:") == 1
+    assert raw.lower().count(b"\r\nmessage-id:") == 1
+
+
+async def test_a_message_without_a_header_section_gets_one_before_its_body(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    data = b"Just a line of text, no header.\r\n"
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], data
+        )
+        raw = await store.load_raw(queue_id_of(result["DATA"][1]))
+
+    header, _, body = raw.partition(b"\r\n\r\n")
+    assert b"\r\nMessage-ID: <" in header
+    assert body == data
+
+
+def _login_twice(port: int, context: ssl.SSLContext, passwords: list[str]) -> list[Any]:
+    """smtplib.login with each password in turn on one connection."""
+    outcomes: list[Any] = []
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.starttls(context=context)
+        client.ehlo("client.test")
+        for password in passwords:
+            try:
+                outcomes.append(client.login("app", password)[0])
+            except smtplib.SMTPAuthenticationError as error:
+                outcomes.append(error.smtp_code)
+            except smtplib.SMTPServerDisconnected:
+                outcomes.append("disconnected")
+                break
+    return outcomes
+
+
+async def test_smtplib_login_after_two_typos_still_succeeds(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        outcomes = await asyncio.to_thread(
+            _login_twice,
+            server.port,
+            _client_context(authority),
+            ["typo", "typo again", APP_PASSWORD],
+        )
+
+    assert outcomes == [535, 535, 235]
+
+
+async def test_a_fourth_wrong_password_on_one_connection_is_cut_off(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    with structlog.testing.capture_logs() as events:
+        async with opened(config) as store, serving(config, store, clock) as server:
+            outcomes = await asyncio.to_thread(
+                _login_twice,
+                server.port,
+                _client_context(authority),
+                ["one", "two", "three", APP_PASSWORD],
+            )
+
+    # smtplib reads the 421 and then finds the connection closed.
+    assert outcomes == [535, 535, 535, "disconnected"]
+    assert [e["event"] for e in events].count("submission.auth_cut_off") == 1
+
+
+async def test_help_lists_only_the_commands_ehlo_offers(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port, [b"EHLO client.test\r\n", b"HELP\r\n", b"HELP AUTH\r\n"]
+        )
+
+    assert "AUTH" not in replies[2], replies[2]
+    assert "STARTTLS" not in replies[2], replies[2]
+    assert "MAIL" in replies[2]
+    assert replies[3].startswith("501 5.5."), replies[3]
+
+
+async def test_help_lists_auth_once_it_is_offered_after_starttls(
+    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> None:
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+
+    def help_before_and_after(port: int) -> tuple[bytes, bytes]:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("client.test")
+            before = client.docmd("HELP")[1]
+            client.starttls(context=_client_context(authority))
+            client.ehlo("client.test")
+            return before, client.docmd("HELP")[1]
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        before, after = await asyncio.to_thread(help_before_and_after, server.port)
+
+    assert b"AUTH" not in before
+    assert b"STARTTLS" in before
+    assert b"AUTH" in after
+
+
+async def test_every_reply_but_greeting_and_ehlo_has_an_enhanced_code(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"EHLO client.test\r\n",
+                b"NOOP\r\n",
+                b"RSET\r\n",
+                b"VRFY <ann@example.com>\r\n",
+                b"VRFY <<<\r\n",
+                b"EXPN staff\r\n",
+                b"STARTTLS\r\n",
+                b"HELP\r\n",
+                b"HELP MAIL\r\n",
+                b"AUTH PLAIN\r\n",
+                b"QUIT\r\n",
+            ],
+        )
+
+    enhanced = re.compile(r"[245]\d\d [245]\.\d{1,3}\.\d{1,3} ")
+    for reply in replies[2:]:
+        assert enhanced.match(reply), reply
+    assert replies[1 + 2].startswith("250 2.0.0")  # RSET
+    assert replies[7].startswith("454 4.7.0"), replies[7]
+
+
+@pytest.mark.parametrize(("length", "accepted"), [(998, True), (999, False)])
+async def test_lines_up_to_1000_octets_with_crlf_are_taken_and_longer_refused(
+    tmp_path: Path, clock: ManualClock, length: int, accepted: bool
+) -> None:
+    config = make_config(tmp_path)
+    data = message(body="x" * length + "\r\n")
+
+    def send_long(port: int) -> tuple[int, bytes]:
+        try:
+            return send(port, "bounces@app.test", ["ann@example.com"], data)["DATA"]
+        except smtplib.SMTPDataError as error:
+            return error.smtp_code, error.smtp_error
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        code, text = await asyncio.to_thread(send_long, server.port)
+
+    if accepted:
+        assert code == 250, text
+    else:
+        assert code == 554
+        assert text == b"5.6.0 Message has a line longer than 1000 octets with CRLF"
+
+
+@pytest.mark.parametrize(
+    "sender", ["root@vm", '"quoted local"@example.net', "a@example.123"]
+)
+async def test_any_well_formed_sender_is_taken_even_with_a_single_label_domain(
+    tmp_path: Path, clock: ManualClock, sender: str
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, sender, ["ann@example.com"], message()
+        )
+        stored = await store.get_message(queue_id_of(result["DATA"][1]))
+
+    assert stored.mail_from == sender
+
+
+@pytest.mark.parametrize(
+    "sender", ["<nobody>", "<a@-bad-.example>", "<a@exa_mple.org>", "<a@[999.1.1.1]>"]
+)
+async def test_a_malformed_sender_gets_501_5_1_7(
+    tmp_path: Path, clock: ManualClock, sender: str
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [b"EHLO client.test\r\n", f"MAIL FROM:{sender}\r\n".encode()],
+        )
+
+    assert replies[-1].startswith("501 5.1.7"), replies[-1]
+
+
+async def test_a_quoted_local_part_recipient_is_taken(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = make_config(tmp_path)
+    rcpt = '"quoted local"@example.net'
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", [rcpt], message()
+        )
+        recipients = await store.recipients(queue_id=queue_id_of(result["DATA"][1]))
+
+    assert [r.address for r in recipients] == [rcpt]
+
+
+@pytest.mark.parametrize("rcpt", ["root@vm", "nobody@localhost"])
+async def test_a_recipient_in_a_single_label_domain_is_refused_as_unroutable(
+    tmp_path: Path, clock: ManualClock, rcpt: str
+) -> None:
+    config = make_config(tmp_path)
+
+    async with opened(config) as store, serving(config, store, clock) as server:
+        replies = await converse(
+            server.port,
+            [
+                b"EHLO client.test\r\n",
+                b"MAIL FROM:<root@vm>\r\n",
+                f"RCPT TO:<{rcpt}>\r\n".encode(),
+            ],
+        )
+
+    assert replies[2].startswith("250 2.1.0"), replies[2]
+    assert replies[3].startswith("553 5.1.2"), replies[3]
+    assert "fully qualified" in replies[3]

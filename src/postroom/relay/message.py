@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,18 @@ _FOLD = re.compile(r"\r\n(?=[ \t])")
 _CAMPAIGN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@/=-]{0,127}")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _HELO_UNSAFE = re.compile(r"[^!-'*-~]")  # no spaces, parentheses or controls
+# Lone surrogates: what Python makes of bytes that are not UTF-8 (and of some
+# decoders' output); no store or socket can encode them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# RFC 5321 section 4.1.2: a Quoted-string local part holds printable ASCII
+# but '"' and '\\' (qtextSMTP), or a backslash and any printable ASCII
+# (quoted-pairSMTP); RFC 6531 section 3.3 adds non-ASCII characters.
+_QUOTED_LOCAL = re.compile(r'"(?:[ !#-\[\]-~]|\\[ -~]|[^\x00-\x7f])*"')
+# Characters a Dot-string local part may not hold (RFC 5321 section 4.1.2:
+# specials, space, controls). Consecutive dots are let through: such
+# addresses exist, and their own domain is the one to judge them.
+_UNQUOTED_LOCAL_UNSAFE = re.compile(r'[\x00-\x20\x7f"(),:;<>@\[\\\]]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,25 +129,77 @@ def display_names(fields: Sequence[HeaderField], addresses: Sequence[str]) -> li
     for name, address in getaddresses(values):
         key = address.casefold()
         if key and name and key not in names:
-            names[key] = _decode_words(name)
+            names[key] = printable(_decode_words(name)).strip()
     return [names.get(address.casefold(), "") for address in addresses]
 
 
-def is_plausible_address(address: str) -> bool:
-    """Whether ``address`` is local@domain with a domain that could exist.
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` came from valid UTF-8 (holds no lone surrogate).
 
-    The domain is a dotted name of letter-digit-hyphen labels (non-ASCII
-    letters allowed, for SMTPUTF8) with a top label that is not all digits,
-    or an address literal such as ``[192.0.2.1]`` (RFC 5321 section 4.1.3).
+    aiosmtpd decodes command arguments with ``surrogateescape``, so a byte
+    that is not part of a UTF-8 sequence shows up as a lone surrogate.
+    """
+    return _SURROGATE.search(text) is None
+
+
+def is_mailbox(address: str) -> bool:
+    """Whether ``address`` is a well-formed RFC 5321 Mailbox (section 4.1.2).
+
+    The local part is a dot-string or a quoted string; the domain is one
+    or more letter-digit-hyphen labels (non-ASCII letters allowed, for
+    SMTPUTF8) or an address literal such as ``[192.0.2.1]``. Whether the
+    domain could be routed to is not asked: ``root@vm`` is a mailbox.
     """
     local, at, domain = address.rpartition("@")
-    if not at or not local or len(local) > 64 or len(address) > 254:
+    if not at or not local or len(address) > 254 or not is_utf8(address):
         return False
-    if any(ord(c) < 33 or c == "\x7f" for c in address):
+    if len(local.encode("utf-8")) > 64 or not _is_local_part(local):
         return False
     if domain.startswith("[") and domain.endswith("]"):
         return _is_address_literal(domain[1:-1])
-    return _is_plausible_domain(domain)
+    return _is_domain(domain)
+
+
+def is_plausible_address(address: str) -> bool:
+    """Whether ``address`` is a mailbox with a domain that could exist.
+
+    On top of `is_mailbox`: a domain name has at least two labels and a
+    top label that is not all digits (an address literal also passes).
+    """
+    if not is_mailbox(address):
+        return False
+    domain = address.rpartition("@")[2]
+    if domain.startswith("["):
+        return True
+    labels = domain.removesuffix(".").split(".")
+    return len(labels) >= 2 and not labels[-1].isdigit()
+
+
+def has_dotless_domain(address: str) -> bool:
+    """Whether the domain of ``address`` is a single label, such as ``vm``."""
+    domain = address.rpartition("@")[2].removesuffix(".")
+    return not domain.startswith("[") and "." not in domain
+
+
+def printable(text: str) -> str:
+    """``text`` fit to store and show: lone surrogates become U+FFFD, and
+    control characters are dropped."""
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
+
+
+def new_message_id(hostname: str) -> str:
+    """A fresh ``<random@hostname>`` msg-id (RFC 5322 section 3.6.4)."""
+    return f"<{secrets.token_hex(16)}@{hostname}>"
+
+
+def new_field(name: str, value: str) -> HeaderField:
+    """A one-line header field ``name: value`` with CRLF."""
+    return HeaderField(name, f"{name}: {value}\r\n".encode())
+
+
+def date_field(when: datetime) -> HeaderField:
+    """An origination ``Date:`` field for ``when`` (RFC 5322 section 3.6.1)."""
+    return new_field("Date", format_datetime(when))
 
 
 def received_header(
@@ -175,13 +240,16 @@ def _decode_words(name: str) -> str:
         return name.strip()
 
 
-def _is_plausible_domain(domain: str) -> bool:
+def _is_local_part(local: str) -> bool:
+    if local.startswith('"'):
+        return _QUOTED_LOCAL.fullmatch(local) is not None
+    return _UNQUOTED_LOCAL_UNSAFE.search(local) is None
+
+
+def _is_domain(domain: str) -> bool:
     if not domain or len(domain) > 253:
         return False
-    labels = domain.removesuffix(".").split(".")
-    if len(labels) < 2 or labels[-1].isdigit():
-        return False
-    return all(_is_label(label) for label in labels)
+    return all(_is_label(label) for label in domain.removesuffix(".").split("."))
 
 
 def _is_label(label: str) -> bool:

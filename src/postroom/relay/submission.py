@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import ipaddress
 import secrets
 import socket
@@ -49,6 +50,14 @@ _REPLY_AUTH_REQUIRED = "530 5.7.0 Authentication required"
 _REPLY_RELAY_DENIED = "554 5.7.1 Relay access denied"
 _REPLY_BAD_SENDER = "501 5.1.7 Bad sender address syntax"
 _REPLY_BAD_RECIPIENT = "501 5.1.3 Bad recipient address syntax"
+# Bytes that are not UTF-8 could never be stored or sent on; refused here
+# rather than found out at DATA, where a 4xx would be retried forever.
+_REPLY_SENDER_NOT_UTF8 = "501 5.1.7 Sender address is not valid UTF-8"
+_REPLY_RECIPIENT_NOT_UTF8 = "501 5.1.3 Recipient address is not valid UTF-8"
+_REPLY_DOTLESS_RECIPIENT = (
+    "553 5.1.2 Recipient domain is not fully qualified, so it cannot be routed"
+)
+_REPLY_AUTH_FAILURES = "421 4.7.0 Too many failed authentication attempts"
 # RFC 6531 section 3.5: a non-ASCII address only in a SMTPUTF8 transaction.
 _REPLY_NEEDS_SMTPUTF8 = "553 5.6.7 Non-ASCII address needs MAIL FROM with SMTPUTF8"
 _REPLY_TOO_MANY = "452 4.5.3 Too many recipients"
@@ -64,8 +73,10 @@ _STOCK_REPLIES = {
         "552 5.3.4 Message size exceeds fixed maximum message size"
     ),
     "552 Error: Too much mail data": "552 5.3.4 Message too big for system",
+    # RFC 5321 section 4.5.3.1.6: a line is at most 1000 octets with its
+    # CRLF; `_Protocol.line_length_limit` holds aiosmtpd to that.
     "500 Line too long (see RFC5321 4.5.3.1.6)": (
-        "554 5.6.0 Message has a line longer than 998 octets"
+        "554 5.6.0 Message has a line longer than 1000 octets with CRLF"
     ),
     "553 5.1.3 Error: malformed address": "501 5.1.3 Bad address syntax",
     "503 Error: need MAIL command": "503 5.5.1 Need MAIL command first",
@@ -89,10 +100,32 @@ _STOCK_REPLIES = {
     "501 Not enough value": "501 5.5.4 AUTH needs a mechanism",
     "501 Too many values": "501 5.5.4 Too many AUTH arguments",
     "503 Already authenticated": "503 5.5.1 Already authenticated",
+    "250 OK": "250 2.0.0 Ok",
+    "221 Bye": "221 2.0.0 Bye",
+    "220 Ready to start TLS": "220 2.0.0 Ready to start TLS",
+    # RFC 3207 section 4 and RFC 2034 section 3.
+    "454 TLS not available": "454 4.7.0 TLS not available",
+    "554 Command refused due to lack of security": (
+        "554 5.7.0 Command refused due to lack of security"
+    ),
+    "530 Must issue a STARTTLS command first": (
+        "530 5.7.0 Must issue a STARTTLS command first"
+    ),
+    "252 Cannot VRFY user, but will accept message and attempt delivery": (
+        "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
+    ),
+    "502 EXPN not implemented": "502 5.5.1 EXPN not implemented",
+    "501 Error: SMTPUTF8 disabled": "501 5.5.4 SMTPUTF8 disabled",
+    "500 Error: command 'AUTH' not recognized": "500 5.5.2 Command not recognized",
 }
 _STOCK_PREFIXES = (
     ('500 Error: command "', "500 5.5.2 Command not recognized"),
     ("501 Syntax: ", "501 5.5.4 Syntax: "),
+    ("250 Syntax: ", "250 2.0.0 Syntax: "),
+    ("250 Supported commands: ", "250 2.0.0 Supported commands: "),
+    ("501 Supported commands: ", "501 5.5.4 Supported commands: "),
+    # The argument is not echoed: it may hold bytes that are not UTF-8.
+    ("502 Could not VRFY ", "501 5.1.3 Bad address syntax"),
 )
 
 # A reverse lookup that has not answered by then is left out of the
@@ -102,8 +135,13 @@ _RDNS_TIMEOUT = 2.0
 # not cut off between a durable commit and its 250; and as long again for
 # commits whose client was cut off.
 _DRAIN_TIMEOUT = 10.0
-# AUTH attempts per connection: enough for a typo, too few to guess with.
-_AUTH_ATTEMPTS = 3
+# Wrong credentials per connection: enough for a typo or two, too few to
+# guess with. A credential is counted once however many mechanisms it is
+# tried with: smtplib, for one, retries a refused PLAIN as LOGIN.
+_AUTH_FAILURES = 3
+# AUTH commands per connection, whatever their outcome: a backstop for
+# clients that send AUTH without ever getting to a credential.
+_AUTH_COMMANDS = 10
 
 
 class SubmissionServer:
@@ -195,7 +233,7 @@ class SubmissionServer:
             timeout=submission.timeout.total_seconds(),
             auth_require_tls=True,
             auth_exclude_mechanism=excluded,
-            command_call_limit={"AUTH": _AUTH_ATTEMPTS, "*": 2**31},
+            command_call_limit={"AUTH": _AUTH_COMMANDS, "*": 2**31},
             loop=loop,
         )
 
@@ -208,6 +246,9 @@ class _Session(Session):
         self.user: str | None = None
         self.peer_name: str | None = None
         self.peer_name_known = False
+        # Digests of the credentials refused on this connection, never the
+        # credentials themselves.
+        self.failed_credentials: set[bytes] = set()
 
     # aiosmtpd writes this deprecated attribute on every AUTH and warns each
     # time; the user is kept in `user` instead.
@@ -227,6 +268,10 @@ class _Session(Session):
 
 class _Protocol(SMTP):
     """One SMTP connection: aiosmtpd's state machine, postroom's AUTH."""
+
+    # aiosmtpd lets a line of 1001 octets with CRLF through; RFC 5321
+    # section 4.5.3.1.6 sets the limit at 1000.
+    line_length_limit = 1000
 
     def __init__(
         self, handler: _Handler, sessions: set[_Protocol], **options: Any
@@ -263,8 +308,18 @@ class _Protocol(SMTP):
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
-            status = _enhanced(status)
+            status = msg.printable(_enhanced(status))
         await super().push(status)
+
+    def _syntax_available(self, method: Any) -> bool:
+        # HELP names AUTH and STARTTLS only where EHLO offers them.
+        name = getattr(method, "__name__", "")
+        secured = self.session is not None and self.session.ssl is not None
+        if name == "smtp_AUTH":
+            return self._postroom.auth_offered and secured
+        if name == "smtp_STARTTLS" and secured:
+            return False
+        return bool(super()._syntax_available(method))
 
     # RFC 4616. aiosmtpd's own PLAIN and LOGIN check the password inside the
     # event loop; these read the exchange the same way and check in a thread.
@@ -320,8 +375,17 @@ class _Protocol(SMTP):
     async def _check(self, login: bytes, password: bytes) -> AuthResult:
         session = self.session
         assert isinstance(session, _Session)
+        credential = hashlib.sha256(login + b"\x00" + password).digest()
+        failed = session.failed_credentials
+        if credential not in failed and len(failed) >= _AUTH_FAILURES:
+            _log.warning("submission.auth_cut_off", peer=session.peer_ip)
+            await self.push(_REPLY_AUTH_FAILURES)
+            self.close()
+            return AuthResult(success=False)
+
         user = await self._postroom.authenticate(login, password)
         if user is None:
+            failed.add(credential)
             _log.warning("submission.auth_failed", peer=session.peer_ip)
             return AuthResult(success=False, handled=False)
         session.user = user
@@ -350,7 +414,7 @@ class _Handler:
         self._clock = clock
         self._on_accept = on_accept
         # AUTH is only ever offered inside TLS (RFC 4954 section 4).
-        self._auth_offered = config.submission.tls.enabled and bool(
+        self.auth_offered = config.submission.tls.enabled and bool(
             config.submission.users
         )
         self._trusted = [
@@ -387,8 +451,13 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> str:
-        if address != NULL_SENDER and not msg.is_plausible_address(address):
-            return _REPLY_BAD_SENDER
+        if address != NULL_SENDER:
+            if not msg.is_utf8(address):
+                return _REPLY_SENDER_NOT_UTF8
+            # Any well-formed return path will do, ``root@vm`` included: it
+            # is not routed through here, and VERP replaces it when set.
+            if not msg.is_mailbox(address):
+                return _REPLY_BAD_SENDER
         if not address.isascii() and "SMTPUTF8" not in options:
             return _REPLY_NEEDS_SMTPUTF8
         envelope.mail_from = address
@@ -405,7 +474,11 @@ class _Handler:
     ) -> str:
         if not (session.authenticated or self._is_trusted(session.peer_ip)):
             _log.warning("submission.relay_denied", peer=session.peer_ip, rcpt=address)
-            return _REPLY_AUTH_REQUIRED if self._auth_offered else _REPLY_RELAY_DENIED
+            return _REPLY_AUTH_REQUIRED if self.auth_offered else _REPLY_RELAY_DENIED
+        if not msg.is_utf8(address):
+            return _REPLY_RECIPIENT_NOT_UTF8
+        if msg.is_mailbox(address) and msg.has_dotless_domain(address):
+            return _REPLY_DOTLESS_RECIPIENT
         if not msg.is_plausible_address(address):
             return _REPLY_BAD_RECIPIENT
         if not address.isascii() and not envelope.smtp_utf8:
@@ -501,6 +574,13 @@ class _Handler:
         campaign = self._campaign(msg.first_value(fields, header), session)
         fields = msg.without(fields, header)
 
+        fields, added, message_id = self._complete(fields)
+        if rest and not fields and not rest.startswith(b"\r\n"):
+            # No header section at all: the fields added here need the
+            # empty line that separates them from the body (RFC 5322
+            # section 2.1).
+            rest = b"\r\n" + rest
+
         recipients = tuple(envelope.rcpt_tos)
         names = msg.display_names(fields, recipients)
         transaction_id = secrets.token_hex(8)
@@ -522,13 +602,31 @@ class _Handler:
                 NewRecipient(address, name)
                 for address, name in zip(recipients, names, strict=True)
             ),
-            raw=received + msg.join_header(fields, rest),
+            raw=received + msg.join_header(added + fields, rest),
             campaign=campaign,
             submitted_by=session.user,
             client_address=session.peer_ip,
-            message_id=msg.first_value(fields, "Message-ID") or None,
+            message_id=message_id,
         )
         return _Prepared(message, transaction_id)
+
+    def _complete(
+        self, fields: list[msg.HeaderField]
+    ) -> tuple[list[msg.HeaderField], list[msg.HeaderField], str]:
+        """``fields`` without empty Date and Message-ID fields, the fields to
+        add in front of them, and the message's Message-ID."""
+        added: list[msg.HeaderField] = []
+        # RFC 5322 section 3.6: Date is required, and large receivers
+        # refuse mail without a Message-ID. An empty field is none at all.
+        if not msg.first_value(fields, "Date"):
+            fields = msg.without(fields, "Date")
+            added.append(msg.date_field(self._clock.now()))
+        message_id = msg.first_value(fields, "Message-ID")
+        if not message_id:
+            fields = msg.without(fields, "Message-ID")
+            message_id = msg.new_message_id(self._config.hostname)
+            added.append(msg.new_field("Message-ID", message_id))
+        return fields, added, msg.printable(message_id)
 
     def _campaign(self, header_value: str | None, session: _Session) -> str:
         if header_value is not None:
