@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,20 @@ def test_config_show_prints_the_effective_values(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert shown["queue"]["max_age"] == "2d"
     assert shown["submission"]["listen"] == "127.0.0.1:2525"
+
+
+def test_a_busy_listen_address_names_the_config_file_and_key(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "postroom.yaml"
+        config.write_text(
+            f"data_dir: {tmp_path / 'var'}\nsubmission: {{listen: 127.0.0.1:{port}}}\n"
+        )
+
+        result = run("serve", "--config", str(config))
+
+    assert result.returncode == 2
+    assert f"configuration error in {config}" in result.stderr
+    assert "submission.listen: cannot listen on" in result.stderr

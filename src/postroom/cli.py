@@ -61,8 +61,9 @@ def load_or_exit(config_path: Path | None) -> Config:
         _fail_config(exc)
 
 
-def _fail_config(exc: ConfigError) -> NoReturn:
-    click.echo(f"postroom: configuration error in {exc.source or 'config'}:", err=True)
+def _fail_config(exc: ConfigError, path: Path | None = None) -> NoReturn:
+    source = exc.source or (str(path) if path else "the embedded default")
+    click.echo(f"postroom: configuration error in {source}:", err=True)
     for problem in exc.problems:
         click.echo(f"  {problem}", err=True)
     sys.exit(2)
@@ -141,7 +142,9 @@ def serve(config_path: Path | None) -> None:
     try:
         runner(Relay(config).serve_forever())
     except ConfigError as exc:
-        _fail_config(exc)
+        # Problems found only at start-up (a port in use, an unreadable key)
+        # are still the config file's to fix.
+        _fail_config(exc, find_config(config_path))
     except PostroomError as exc:
         click.echo(f"postroom: {exc}", err=True)
         sys.exit(1)

@@ -76,7 +76,26 @@ delivery:
     [
         ("queue: {max_age: 4.5x}", "queue.max_age: '4.5x' is not a duration"),
         ("queue: {retry_schedule: []}", "queue.retry_schedule:"),
-        ("queue: {retry_schedule: [5m, 0s]}", "queue.retry_schedule:"),
+        ("queue: {retry_schedule: [5m, 0s]}", "queue.retry_schedule.1: '0s': a dur"),
+        ("queue: {purge_interval: 0s}", "must be longer than zero"),
+        ("delivery: {poll_interval: 0}", "must be longer than zero"),
+        ("submission: {trusted_networks: [0.0.0.0/0]}", "would make postroom an open"),
+        ("submission: {trusted_networks: ['::/0']}", "open relay"),
+        (
+            "submission: {users: {app: 'scrypt$1$1$1$c2FsdA==$aGFzaA=='}}",
+            "AUTH is offe",
+        ),
+        ("delivery: {lease: 1m}", "delivery: lease (1m) must be at least twice"),
+        (
+            "queue: {retry_schedule: 5m}",
+            "queue.retry_schedule: expected a list, not '5m'",
+        ),
+        ("data_dir: [a]", "data_dir: expected a file or directory path"),
+        (
+            "delivery: {concurrency: lots}",
+            "delivery.concurrency: expected a whole number",
+        ),
+        ("queue:\n  max_age: 1d\n  max_age: 2d\n", "the key 'max_age' is given twice"),
         ("queue: {url: mysql://x}", "queue.url: must start with sqlite:///"),
         ("submission: {listen: localhost}", "submission.listen: 'localhost' is not"),
         ("submission: {trusted_networks: [300.1.1.1/8]}", "submission.trusted_ne"),
@@ -99,6 +118,14 @@ def test_a_broken_file_names_the_key_and_the_problem(text: str, expected: str) -
 
     assert expected in str(caught.value)
     assert str(caught.value).startswith("postroom.yaml: ")
+
+
+def test_every_bad_network_in_a_list_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("submission: {trusted_networks: [not-a-net, 10.0.0.0/33]}")
+
+    assert "'not-a-net'" in str(caught.value)
+    assert "'10.0.0.0/33'" in str(caught.value)
 
 
 def test_every_broken_key_is_reported_at_once() -> None:

@@ -41,10 +41,33 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(text, str(path))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice is an error: silently
+    keeping the last one hides typos and bad merges."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _mapping,
+)
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate YAML text; `ConfigError` names every broken key."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(exc)], source) from exc
     if data is None:
@@ -65,12 +88,31 @@ def _problems(exc: ValidationError) -> list[str]:
     return problems
 
 
+# pydantic's wording for type errors, in the words of a config file.
+_TYPE_MESSAGES = {
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of keys",
+    "model_type": "expected a mapping of keys",
+    "model_attributes_type": "expected a mapping of keys",
+    "path_type": "expected a file or directory path",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected text",
+}
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "is required"
+    if kind in _TYPE_MESSAGES:
+        return f"{_TYPE_MESSAGES[kind]}, not {error.get('input')!r}"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 

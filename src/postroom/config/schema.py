@@ -144,11 +144,20 @@ class SubmissionConfig(_Section):
     @field_validator("trusted_networks")
     @classmethod
     def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        problems = []
         for network in networks:
             try:
-                ipaddress.ip_network(network, strict=False)
+                parsed = ipaddress.ip_network(network, strict=False)
             except ValueError as exc:
-                raise ValueError(f"{network!r} is not a network: {exc}") from None
+                problems.append(f"{network!r} is not a network: {exc}")
+                continue
+            if parsed.prefixlen == 0:
+                problems.append(
+                    f"{network!r} trusts every address on the internet and would "
+                    "make postroom an open relay; authenticate remote clients instead"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
         return networks
 
     @field_validator("users")
@@ -161,6 +170,17 @@ class SubmissionConfig(_Section):
                     "with `postroom passwd`"
                 )
         return users
+
+    @model_validator(mode="after")
+    def _auth_needs_tls(self) -> SubmissionConfig:
+        if self.users and not self.tls.enabled:
+            # RFC 4954 section 4: AUTH PLAIN and LOGIN send the password in
+            # clear, so postroom offers them only after STARTTLS.
+            raise ValueError(
+                "users are set but tls is not: AUTH is offered only over TLS, "
+                "so set submission.tls.cert and submission.tls.key"
+            )
+        return self
 
 
 class CampaignsConfig(_Section):
@@ -196,6 +216,19 @@ class DeliveryConfig(_Section):
     lease: Duration = timedelta(minutes=15)
     idle_connection_timeout: Duration = timedelta(seconds=10)
     poll_interval: Duration = timedelta(seconds=1)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_transaction(self) -> DeliveryConfig:
+        # A lease shorter than an attempt would let the recipient be taken
+        # again while its first attempt still runs: a duplicate delivery.
+        longest = 2 * (self.connect_timeout + self.command_timeout)
+        if self.lease < longest:
+            raise ValueError(
+                f"lease ({format_duration(self.lease)}) must be at least twice "
+                "connect_timeout + command_timeout "
+                f"({format_duration(longest)}), the longest SMTP transaction"
+            )
+        return self
 
     @field_validator("source_ip")
     @classmethod

@@ -47,7 +47,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 90s, 5m, 1h or 4.5d")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        value = str(value)
     if not isinstance(value, str):
         raise ValueError("expected a duration such as 90s, 5m, 1h or 4.5d")
     match = _DURATION.match(value)
@@ -56,7 +56,12 @@ def parse_duration(value: object) -> timedelta:
             f"{value!r} is not a duration; write a number and a unit: 90s, 5m, 1h, 4.5d"
         )
     unit = (match[2] or "s").lower()
-    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[unit])
+    duration = timedelta(seconds=float(match[1]) * _DURATION_UNITS[unit])
+    if duration <= timedelta(0):
+        # Every duration in the config is a wait, a timeout or an age: zero
+        # would mean a busy loop or an instant give-up.
+        raise ValueError(f"{value!r}: a duration must be longer than zero")
+    return duration
 
 
 def parse_size(value: object) -> int:
