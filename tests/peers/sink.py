@@ -74,6 +74,7 @@ class Received:
     rcpt: str
     data: bytes
     tls: bool
+    mail_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Sink:
     tls_context: ssl.SSLContext | None = None
     refuse_starttls: bool = False
     smtputf8: bool = True
+    eightbitmime: bool = True
     messages: list[Received] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
     _listeners: dict[int, _Listener] = field(default_factory=dict)
@@ -159,6 +161,19 @@ class _Handler:
         self.sink = sink
         self.connection = connection
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.sink.eightbitmime:
+            return responses
+        return [line for line in responses if line != "250-8BITMIME"]
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -195,6 +210,7 @@ class _Handler:
                 rcpt,
                 data,
                 tls,
+                list(envelope.mail_options),
             )
         )
         return "250 2.0.0 Ok: queued"

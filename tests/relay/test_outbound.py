@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+import structlog
+import structlog.testing
 
 from postroom.clock import ManualClock
 from postroom.config import Config
@@ -306,3 +308,119 @@ def _can_bind(address: str) -> bool:
     except OSError:
         return False
     return True
+
+
+EIGHT_BIT = (
+    "From: Zoë <a@example.org>\r\nTo: b@example.net\r\nSubject: Grüße\r\n\r\n"
+    "Schöne Grüße\r\n"
+).encode()
+EIGHT_BIT_BODY = b"From: a@example.org\r\nSubject: hi\r\n\r\ncaf\xc3\xa9\r\n"
+
+
+async def test_a_7bit_message_goes_out_without_mail_parameters(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    await courier.deliver([_hop(port)], "a@example.org", "ok@example.net", RAW)
+
+    assert sink.messages[0].mail_options == []
+
+
+async def test_an_8bit_body_goes_out_with_body_8bitmime(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@example.org", "ok@example.net", EIGHT_BIT_BODY
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sink.messages[0].mail_options == ["BODY=8BITMIME"]
+
+
+async def test_utf8_header_fields_go_out_with_smtputf8_and_8bitmime(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@example.org", "ok@example.net", EIGHT_BIT
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sorted(sink.messages[0].mail_options) == ["BODY=8BITMIME", "SMTPUTF8"]
+    assert sink.messages[0].data.startswith("From: Zoë".encode())
+
+
+async def test_a_utf8_address_goes_out_with_smtputf8_even_in_a_7bit_message(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    await courier.deliver([_hop(port)], "a@example.org", "ok+zoë@example.net", RAW)
+
+    assert sink.messages[0].mail_options == ["SMTPUTF8"]
+
+
+async def test_8bit_without_8bitmime_is_sent_as_is_and_logged_once_per_host(
+    courier: Courier, sink: Sink
+) -> None:
+    sink.smtputf8 = False
+    sink.eightbitmime = False
+    port = await sink.listen()
+
+    with structlog.testing.capture_logs() as events:
+        for rcpt in ("ok@example.net", "ok+2@example.net"):
+            result = await courier.deliver(
+                [_hop(port)], "a@example.org", rcpt, EIGHT_BIT
+            )
+            assert result.outcome is Outcome.DELIVERED
+
+    assert [m.mail_options for m in sink.messages] == [[], []]
+    assert sink.messages[0].data.startswith(EIGHT_BIT)
+    warnings = [e for e in events if e["event"] == "delivery.8bit_without_8bitmime"]
+    assert [e["mx_host"] for e in warnings] == ["127.0.0.1"]
+
+
+async def test_utf8_headers_without_smtputf8_go_out_as_8bit_data(
+    courier: Courier, sink: Sink
+) -> None:
+    sink.smtputf8 = False
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@example.org", "ok@example.net", EIGHT_BIT
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sink.messages[0].mail_options == ["BODY=8BITMIME"]
+
+
+async def test_a_quoted_local_part_is_delivered_as_quoted(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@example.org", '"ok local"@example.net', RAW
+    )
+
+    assert result.outcome is Outcome.DELIVERED
+    assert sink.messages[0].rcpt == '"ok local"@example.net'
+
+
+async def test_an_address_that_would_break_the_command_line_bounces_unsent(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    result = await courier.deliver(
+        [_hop(port)], "a@example.org", "ok local@example.net", RAW
+    )
+    after = await courier.deliver([_hop(port)], "a@example.org", "ok@example.net", RAW)
+
+    assert (result.outcome, result.status) == (Outcome.BOUNCED, "5.1.3")
+    assert after.outcome is Outcome.DELIVERED
+    assert [m.rcpt for m in sink.messages] == ["ok@example.net"]

@@ -17,21 +17,34 @@ A finished session is kept open and idle for a while per (host, port) and
 reused for the next recipient there, after RSET (RFC 5321 section 4.1.1.5).
 A kept session that turns out to be dead is discarded and the attempt
 made once more on a fresh one.
+
+MAIL FROM says what the message needs: ``BODY=8BITMIME`` when it holds
+8-bit bytes (RFC 6152), ``SMTPUTF8`` when an address or a header field is
+UTF-8 (RFC 6531), each when the server offers it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
+import structlog
 
 from postroom.config import Config
 from postroom.dsn.status import parse_reply
 from postroom.errors import RouteError
 from postroom.queue.models import Outcome
 from postroom.relay.mx import Hop, MxResolver
+
+_log = structlog.get_logger()
+
+_END_OF_HEADER = re.compile(rb"\r?\n\r?\n")
+# Hosts already reported for taking 8-bit data without 8BITMIME are
+# remembered up to this many, then forgotten all at once.
+_WARNED_HOSTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,7 @@ class Courier:
         self._idle: dict[tuple[str, int], list[_Session]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._tls = _opportunistic_context()
+        self._warned_8bit: set[str] = set()
 
     async def deliver(
         self, hops: list[Hop], mail_from: str, rcpt: str, raw: bytes
@@ -209,7 +223,7 @@ class Courier:
                 "5.6.7",
                 "the address is not ASCII and the server does not offer SMTPUTF8",
             )
-        options = ["SMTPUTF8"] if international else []
+        options = self._mail_options(smtp, host, raw, international=international)
         try:
             if reused:
                 await smtp.rset()
@@ -234,9 +248,46 @@ class Courier:
             if reused and opening:
                 raise _Dead(str(exc)) from exc
             return _deferred(host, None, f"connection lost: {exc}")
+        except ValueError as exc:
+            # aiosmtplib refuses an address that would break the command
+            # line; no server will ever be asked about it. The next
+            # transaction on this session begins with RSET.
+            self._release(session)
+            return SmtpResult(Outcome.BOUNCED, host, None, "5.1.3", str(exc))
 
         self._release(session)
         return _judge(host, response.code, response.message)
+
+    def _mail_options(
+        self, smtp: aiosmtplib.SMTP, host: str, raw: bytes, *, international: bool
+    ) -> list[str]:
+        options = []
+        if not raw.isascii():
+            if smtp.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            else:
+                # RFC 6152 section 3 wants 8-bit data converted to 7 bits, or
+                # the message returned, for a server without 8BITMIME. It is
+                # sent as is instead, as most MTAs do: converting would break
+                # the DKIM signature and means parsing the MIME body, and
+                # servers that do not offer 8BITMIME nearly all take 8-bit
+                # data anyway. A refusal comes back as an ordinary reply.
+                self._warn_8bit(host)
+        if smtp.supports_extension("smtputf8") and (
+            international or _has_utf8_header(raw)
+        ):
+            # RFC 6531 section 3.4; without the extension a UTF-8 header
+            # field is sent as 8-bit data, like the body.
+            options.append("SMTPUTF8")
+        return options
+
+    def _warn_8bit(self, host: str) -> None:
+        if host in self._warned_8bit:
+            return
+        if len(self._warned_8bit) >= _WARNED_HOSTS:
+            self._warned_8bit.clear()
+        self._warned_8bit.add(host)
+        _log.warning("delivery.8bit_without_8bitmime", mx_host=host)
 
     # -- the idle pool ----------------------------------------------------
 
@@ -290,6 +341,19 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
         pass
     finally:
         smtp.close()
+
+
+def _has_utf8_header(raw: bytes) -> bool:
+    """Whether the header section of ``raw`` holds UTF-8 beyond ASCII."""
+    end = _END_OF_HEADER.search(raw)
+    header = raw if end is None else raw[: end.start()]
+    if header.isascii():
+        return False
+    try:
+        header.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _judge(host: str, code: int, message: str) -> SmtpResult:
