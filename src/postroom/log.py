@@ -53,7 +53,24 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # aiosmtpd and aiosmtplib log through the standard library; they speak
-    # only on warnings, since their debug lines can carry AUTH exchanges.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
-    logging.getLogger("mail.log").setLevel(max(numeric, logging.WARNING))
+    # aiosmtpd, aiosmtplib and aiohttp log through the standard library.
+    # Their lines go through the same renderer, so a JSON log stays JSON,
+    # and only from warnings up, since their debug lines can carry AUTH
+    # exchanges.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
