@@ -444,3 +444,29 @@ async def test_a_tokenless_report_about_a_shared_message_id_matches_nobody(
     [report] = await running.store.inbound_reports()
     assert set(states.values()) == {State.DELIVERED}
     assert report.outcome == "unmatched"
+
+
+async def test_a_report_whose_return_path_is_not_utf8_is_still_kept(
+    relay: tuple[Relay, Path],
+) -> None:
+    running, _ = relay
+    reader, writer = await asyncio.open_connection("127.0.0.1", inbound(running).port)
+    session = [
+        b"EHLO mx.example.com\r\n",
+        b"MAIL FROM:<\xe9@example.com> SMTPUTF8\r\n",
+        f"RCPT TO:<postmaster@{BOUNCE_DOMAIN}>\r\n".encode(),
+        b"DATA\r\n",
+        b"Subject: hello\r\n\r\nbody\r\n.\r\n",
+        b"QUIT\r\n",
+    ]
+
+    for line in session:
+        writer.write(line)
+    await writer.drain()
+    replies = (await asyncio.wait_for(reader.read(), 10)).decode("ascii", "replace")
+    writer.close()
+
+    codes = [line[:3] for line in replies.splitlines() if line[3:4] == " "]
+    assert codes[-3:] == ["354", "250", "221"]
+    [report] = await running.store.inbound_reports()
+    assert report.mail_from == "\ufffd@example.com"

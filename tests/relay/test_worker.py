@@ -321,5 +321,6 @@ async def test_an_unavailable_store_pauses_delivery_with_a_growing_wait(
     await store.close()
 
     # Tries at 0 s, 1 s and 3 s (waits of 1 s, 2 s, then 4 s): three in
-    # 3.5 s, where a busy loop would have made thousands.
-    assert store.lease_calls == 3
+    # 3.5 s, two on a machine slow enough to push the third past the end,
+    # where a busy loop would have made thousands.
+    assert 2 <= store.lease_calls <= 3

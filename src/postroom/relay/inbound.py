@@ -196,8 +196,9 @@ class _Handler:
         options: list[str],
     ) -> str:
         # DSNs and complaints come with the null sender (RFC 3464 section
-        # 2, RFC 5321 section 4.5.5); anything else is taken as well.
-        envelope.mail_from = address
+        # 2, RFC 5321 section 4.5.5); anything else is taken as well, made
+        # fit to store: a broken return path must not lose the report.
+        envelope.mail_from = msg.printable(address)
         envelope.mail_options.extend(options)
         return _REPLY_OK_MAIL
 
