@@ -133,6 +133,9 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.UNKNOWN_USER,
         None,
     ),
+    # An address "on hold" is neither known bad nor refused for a named
+    # cause: the refusal prefix around it must not make it an unknown user.
+    (r"rejected: on hold", Category.OTHER, "on hold"),
     # Malformed messages are often refused with spam or DKIM in the
     # same sentence; the malformation is the cause.
     (
@@ -143,42 +146,30 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.CONTENT,
         None,
     ),
+    (r"blacklisted (?:url|link)|uribl|surbl", Category.SPAM, None),
     # A spam verdict stated as the reason outranks the SPF or DKIM advice
     # that follows it.
     (
-        r"blacklisted (?:url|link)|uribl|surbl|due to spam|spam classification"
-        r"|flagged as spam|classified as spam|spamsignature|spam signature",
+        r"due to spam|spam classification|flagged as spam|classified as spam"
+        r"|spamsignature|spam signature",
         Category.SPAM,
-        None,
+        "spam",
     ),
     # A local delivery program (procmail, maildrop, or one known only by its
     # exit status) that fails reports its own trouble, even in words about a
     # user it could not switch to; so does a server that cannot reach its
     # own directory or load its own data, and a list manager's loop guard.
-    (
-        r"procmail: |maildrop: |/procmail |local delivery program|ldap server"
-        r"|could not load"
-        r"|duplicated message-id",
-        Category.SYSTEM,
-        None,
-    ),
+    # The rarer causes sit behind gates of their own words.
+    (r"procmail: |maildrop: |/procmail ", Category.SYSTEM, None),
+    (r"local delivery program", Category.SYSTEM, "local delivery program"),
+    (r"ldap server", Category.SYSTEM, "ldap server"),
+    (r"could not load", Category.SYSTEM, "could not load"),
+    (r"duplicated message-id", Category.SYSTEM, "duplicated message-id"),
     # A null MX (RFC 7505) is the domain's own statement that it takes no
     # mail, however the lookup that found it is worded.
-    (r"null mx", Category.UNKNOWN_DOMAIN, None),
-    # A named name-service failure is the cause even when the report goes on
-    # to say the retries ran out.
-    (
-        r"host name lookup failure|dns query failed",
-        Category.NETWORK,
-        None,
-    ),
-    # An address, not an IP, on a blocklist; a list manager refusing a post
-    # from someone who is not subscribed: both refuse the sender.
-    (
-        r"address that has been blacklisted|not a member of|non-member",
-        Category.SENDER_REJECTED,
-        None,
-    ),
+    (r"null mx", Category.UNKNOWN_DOMAIN, "null mx"),
+    # An address, not an IP, on a blocklist refuses the sender.
+    (r"address that has been blacklisted", Category.SENDER_REJECTED, "blacklisted"),
     # A failed sender authentication (SPF, DKIM, DMARC: RFC 7208, 6376,
     # 7489) names the cause more precisely than the "access denied" or
     # "blocked" that servers wrap it in.
@@ -228,10 +219,13 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited)"
         r"|not permitted to relay|unable to relay|we do not relay|no relaying"
         r"|relay not allowed|not allowed to relay|not configured to relay"
-        r"|relay through this server|address is not verified|identities failed",
+        r"|relay through this server",
         Category.RELAY_DENIED,
         None,
     ),
+    # A sending service that will not send from an identity (an address or
+    # domain) its owner has not verified.
+    (r"address is not verified", Category.RELAY_DENIED, "not verified"),
     (
         r"virus|malware|trojan|worm\b|s(?<!\ws)pam\b|spam message|unsolicited"
         r"|considered spam|junk mail|looks like spam|content (?:was )?rejected"
@@ -250,11 +244,11 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
     ),
     (
         r"message (?:size|length) exceeds|too large|too big|size limit"
-        r"|exceeds.*size|message is larger|maximum (?:message )?size"
-        r"|line limit exceeded",
+        r"|exceeds.*size|message is larger|maximum (?:message )?size",
         Category.MESSAGE_TOO_LARGE,
         None,
     ),
+    (r"line limit exceeded", Category.MESSAGE_TOO_LARGE, "line limit"),
     (
         r"after mail from|sender (?:address )?(?:was )?(?:rejected|refused|denied"
         r"|verify failed|invalid|domain)|mail from .*(?:rejected|refused)"
@@ -262,6 +256,8 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|bad sender|invalid sender|envelope sender|return path"
         r"|purported responsible address|from: domain is invalid"
         r"|not permitted to post|permission to post"
+        # A list manager refusing a post from someone not subscribed.
+        r"|not a member of|non-member"
         # "Access denied" with nothing naming the address, the IP or a
         # policy refuses who is sending: the envelope sender.
         r"|a(?<!relay a)ccess denied",
@@ -290,10 +286,13 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.MAILBOX_GONE,
         None,
     ),
-    # A temporary name-service failure says nothing about the domain.
+    # A temporary name-service failure says nothing about the domain; a
+    # named one is the cause even when the report goes on to say the
+    # retries ran out.
     (
         r"host not found, try again|no route to host"
-        r"|temporary dns|dns (?:error|failure)",
+        r"|temporary dns|dns (?:error|failure)|host name lookup failure"
+        r"|dns query failed",
         Category.NETWORK,
         None,
     ),
@@ -374,6 +373,8 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.POLICY,
         None,
     ),
+    # The recipient's own settings refuse the sender: a filter's verdict.
+    (r"email preferences of", Category.POLICY, "email preferences"),
     # Postfix prefixes every recipient refusal with these words; they
     # name a bad address only when nothing above named another cause.
     (r"recipient address rejected|address rejected", Category.UNKNOWN_USER, None),

@@ -20,13 +20,13 @@ _RCPT_TO = re.compile(r"^[ \t]*RCPT TO:[ \t]*<?([^<>@\s]+@[\w.-]+)>?", re.M | re
 
 
 def _detect(view: MessageView) -> bool:
-    lowered = view.text.lower()
-    return "message details:" in lowered and "rcpt to:" in lowered
+    # Both as James writes them; lowering every bounce's text costs more.
+    return "Message details:" in view.text and "RCPT TO:" in view.text
 
 
 def _read(view: MessageView) -> list[Finding]:
     text = view.text
-    details = text.lower().find("message details:")
+    details = text.find("Message details:")
     reply = squeeze(text[:details])
     code = reply_code_in(reply)
     status = best_status(None, reply, code)

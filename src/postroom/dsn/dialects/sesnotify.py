@@ -34,7 +34,7 @@ _ACTIONS = {action.value: action for action in Action}
 
 
 def _detect(view: MessageView) -> bool:
-    return _MARK in view.full_text[:1000]
+    return view.full_text.find(_MARK, 0, 1000) >= 0
 
 
 def _read(view: MessageView) -> list[Finding]:

@@ -20,7 +20,7 @@ _QUOTED_TO = re.compile(r"^To:[ \t]*([^\n]+)", re.M)
 
 
 def _detect(view: MessageView) -> bool:
-    return "could not be delivered to mobile" in view.full_text[:2000].lower()
+    return view.full_text.find("could not be delivered to mobile", 0, 2000) >= 0
 
 
 def _read(view: MessageView) -> list[Finding]:
