@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import asyncpg
 import structlog
 
 from postroom.errors import StorageError
@@ -189,3 +190,22 @@ async def migrate(conn: Conn, where: str) -> int:
             )
             log.info("store.migrated", database=where, version=version)
     return latest
+
+
+async def migrate_database(url: str, where: str) -> tuple[int, int]:
+    """Connect to ``url`` and migrate; the versions before and after.
+
+    Driver and connection errors leave as `StorageError`.
+    """
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise StorageError(f"cannot connect to {where}: {exc}") from exc
+    try:
+        before = await schema_version(conn)
+        after = await migrate(conn, where)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StorageError(f"cannot migrate {where}: {exc}") from exc
+    finally:
+        await conn.close()
+    return before, after
