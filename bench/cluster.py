@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.peers import postgres  # noqa: E402
-from tests.peers.nodes import Node, Submitter, sequence  # noqa: E402
-from tests.peers.sink import Sink  # noqa: E402
+from tests.peers import postgres
+from tests.peers.nodes import Node, Submitter, sequence
+from tests.peers.sink import Sink
 
 CLIENTS_PER_NODE = 4
 
@@ -55,7 +55,9 @@ async def run(nodes_wanted: int, url: str | None, total: int) -> tuple[float, fl
                 *(client(node) for node in nodes for _ in range(CLIENTS_PER_NODE))
             )
             submitted = time.monotonic() - started
-            while len({sequence(m.data) for m in sink.messages}) < total:
+            for _ in range(100_000):
+                if len({sequence(m.data) for m in sink.messages}) >= total:
+                    break
                 await asyncio.sleep(0.02)
             elapsed = time.monotonic() - started
         finally:

@@ -79,13 +79,7 @@ class Node:
 
     async def start(self) -> None:
         """Start the daemon and wait until it accepts connections."""
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "postroom", "serve", "--config"]
-                + [str(self.config_file)],
-                stdout=log,
-                stderr=log,
-            )
+        self.process = self._spawn()
         for _ in range(400):
             if self.process.poll() is not None:
                 raise AssertionError(
@@ -97,6 +91,13 @@ class Node:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError("the daemon did not start listening")
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "postroom", "serve"]
+        with self.log_file.open("ab") as log:
+            return subprocess.Popen(
+                [*command, "--config", str(self.config_file)], stdout=log, stderr=log
+            )
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""
