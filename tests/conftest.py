@@ -11,6 +11,7 @@ import trustme
 
 from postroom.clock import ManualClock
 from postroom.config import Config
+from tests.peers import postgres
 from tests.peers.dnsserver import DnsServer
 from tests.peers.sink import Sink
 
@@ -51,3 +52,15 @@ def server_tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     authority.issue_cert("sink.test").configure_cert(context)
     return context
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database of this test's own on the shared server
+    (127.0.0.1:5432), dropped afterwards; skips when no server answers."""
+    problem = await postgres.shared_server_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    url = await postgres.create_database()
+    yield url
+    await postgres.drop_database(url)

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from postroom.queue.models import NewMessage, NewRecipient
+from postroom.queue.postgres import PostgresStore
 from postroom.queue.sqlite import SqliteStore
 from postroom.queue.store import Store
+from tests.peers import postgres
 
 
 @dataclass
@@ -24,10 +26,15 @@ class Backend:
 
     name: str
     path: Path
+    url: str | None = None  # the database of the "postgresql" backend
     opened: list[Store] = field(default_factory=list)
 
     async def open(self) -> Store:
-        store = SqliteStore(self.path)
+        store: Store
+        if self.url is not None:
+            store = PostgresStore(self.url)
+        else:
+            store = SqliteStore(self.path)
         await store.open()
         self.opened.append(store)
         return store
@@ -37,13 +44,22 @@ class Backend:
             await store.close()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Backend]:
-    chosen = Backend(request.param, tmp_path / "queue.sqlite3")
+    """SQLite in ``tmp_path``, or a fresh PostgreSQL database of its own."""
+    url = None
+    if request.param == "postgresql":
+        problem = await postgres.shared_server_problem()
+        if problem is not None:
+            pytest.skip(problem)
+        url = await postgres.create_database()
+    chosen = Backend(request.param, tmp_path / "queue.sqlite3", url)
     yield chosen
     await chosen.close_all()
+    if url is not None:
+        await postgres.drop_database(url)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from postroom.config.schema import QueueConfig
 from postroom.errors import StorageError
 from postroom.queue import sqlite_blacklist, sqlite_sql
 from postroom.queue.open import open_store
+from postroom.queue.postgres import PostgresStore
 from postroom.queue.sqlite import SqliteStore
 from postroom.queue.sqlite_schema import MIGRATIONS, connect
 from tests.queue.conftest import message
@@ -198,13 +199,15 @@ def test_open_store_makes_a_private_data_dir_for_the_sqlite_file(
     assert stat.S_IMODE(config.data_dir.stat().st_mode) == 0o700
 
 
-def test_open_store_refuses_postgresql_in_this_build(config: Config) -> None:
+def test_open_store_chooses_postgresql_for_a_postgresql_url(config: Config) -> None:
     configured = config.model_copy(
         update={"queue": QueueConfig(url="postgresql://db.example/postroom")}
     )
 
-    with pytest.raises(StorageError, match="PostgreSQL"):
-        open_store(configured)
+    store = open_store(configured)
+
+    assert isinstance(store, PostgresStore)
+    assert store.url == "postgresql://db.example/postroom"
 
 
 async def test_close_finishes_the_writes_already_queued(

@@ -194,8 +194,10 @@ async def test_record_for_an_unknown_recipient_raises_not_found(
 
 
 async def test_release_leases_makes_leased_recipients_due_again(
-    store: Store, clock: ManualClock
+    backend: Backend, store: Store, clock: ManualClock
 ) -> None:
+    if backend.name == "postgresql":
+        pytest.skip("single node only: PostgreSQL leases end by running out")
     now = clock.now()
     await store.accept(message("a@x.example", "b@x.example"), now)
     await store.lease_due(now, 10, LEASE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from postroom.config import Config
 from postroom.errors import StorageError
+from postroom.queue.postgres import PostgresStore
 from postroom.queue.sqlite import SqliteStore
 from postroom.queue.store import Store
 
@@ -11,12 +12,14 @@ from postroom.queue.store import Store
 def open_store(config: Config) -> Store:
     """The store that ``config`` names, not yet opened (await its `open`).
 
-    The SQLite file lives at `Config.sqlite_path`; the data directory is
-    created, readable only by the daemon's user, when missing.
+    A ``postgresql://`` URL names a PostgreSQL database that many nodes
+    may share. Otherwise the SQLite file lives at `Config.sqlite_path`;
+    the data directory is created, readable only by the daemon's user,
+    when missing.
     """
     url = config.queue.url
     if url is not None and url.startswith(("postgresql:", "postgres:")):
-        raise StorageError("the PostgreSQL backend is not available in this build")
+        return PostgresStore(url)
 
     path = config.sqlite_path
     try:
