@@ -11,26 +11,29 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 import yaml
 
 from postroom import __version__
 from postroom import log as logsetup
+from postroom.cli_common import (
+    config_option,
+    fail_config,
+    load_or_exit,
+    quiet_logs,
+    with_store,
+)
 from postroom.cli_dkim import dkim_group
 from postroom.clock import SystemClock
-from postroom.config import Config, find_config, load_config
-from postroom.errors import ConfigError, NotFound, PostroomError
+from postroom.config import find_config
+from postroom.errors import ConfigError, PostroomError
 from postroom.queue.models import ExportRow, State
-from postroom.queue.open import open_store
 from postroom.queue.store import Store
-
-T = TypeVar("T")
 
 EXPORT_HEADER = (
     "Email address",
@@ -42,78 +45,6 @@ EXPORT_HEADER = (
     "Detail code",
     "Timestamp",
 )
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML file to read (default: /etc/postroom/postroom.yaml if it "
-    "exists, else the embedded default).",
-)
-
-
-def load_or_exit(config_path: Path | None) -> Config:
-    path = find_config(config_path)
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        _fail_config(exc)
-
-
-def _fail_config(exc: ConfigError, path: Path | None = None) -> NoReturn:
-    source = exc.source or (str(path) if path else "the embedded default")
-    click.echo(f"postroom: configuration error in {source}:", err=True)
-    for problem in exc.problems:
-        click.echo(f"  {problem}", err=True)
-    sys.exit(2)
-
-
-def with_store(
-    body: Callable[[Store], Coroutine[Any, Any, T]],
-    config: Config,
-    *,
-    create: bool = False,
-) -> T:
-    """Run ``body`` with the configured store open; errors become exit 1.
-
-    Without ``create``, a SQLite queue that does not exist yet is an error
-    rather than a new, empty one.
-    """
-    if not create and (
-        config.queue.url is None or config.queue.url.startswith("sqlite:")
-    ):
-        path = config.sqlite_path
-        if not path.exists():
-            # Opening would create an empty queue and report zeros for it.
-            raise click.ClickException(
-                f"no queue at {path.resolve()}: is this the relay's data_dir? "
-                "Run from the directory the relay runs in, or pass --config."
-            )
-
-    async def run() -> T:
-        store = open_store(config)
-        await store.open()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except NotFound as exc:
-        raise click.ClickException(f"not found: {exc}") from exc
-    except PostroomError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def quiet_logs(func: Callable[..., T]) -> Callable[..., T]:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        logsetup.configure("warning", "console")
-        return func(*args, **kwargs)
-
-    return wrapper
 
 
 @click.group()
@@ -144,7 +75,7 @@ def serve(config_path: Path | None) -> None:
     except ConfigError as exc:
         # Problems found only at start-up (a port in use, an unreadable key)
         # are still the config file's to fix.
-        _fail_config(exc, find_config(config_path))
+        fail_config(exc, find_config(config_path))
     except PostroomError as exc:
         click.echo(f"postroom: {exc}", err=True)
         sys.exit(1)

@@ -15,22 +15,11 @@ from pathlib import Path
 
 import click
 
-from postroom.cli import load_or_exit, quiet_logs
+from postroom.cli_common import config_option, load_or_exit, quiet_logs
 from postroom.config import Config
 from postroom.errors import StorageError
 from postroom.queue import postgres_schema, sqlite_schema
 from postroom.queue.postgres import redact
-
-# The same option as every other command's, restated: type checkers cannot
-# infer a name's type across the import cycle with `postroom.cli`.
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML file to read (default: /etc/postroom/postroom.yaml if it "
-    "exists, else the embedded default).",
-)
 
 
 @click.group("db")

@@ -20,23 +20,13 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from postroom.cli import load_or_exit, quiet_logs, with_store
+from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_store
 from postroom.clock import SystemClock
 from postroom.queue.models import Suppression
 from postroom.queue.store import GLOBAL_SCOPE, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The same option as every other command's, restated: type checkers cannot
-# infer a name's type across the import cycle with `postroom.cli`.
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML file to read (default: /etc/postroom/postroom.yaml if it "
-    "exists, else the embedded default).",
-)
 
 CSV_HEADER = ("address", "scope", "reason", "created_at")
 

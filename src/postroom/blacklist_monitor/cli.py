@@ -14,6 +14,7 @@ import click
 
 from postroom.blacklist_monitor.report import as_json, plain_text
 from postroom.blacklist_monitor.scan import ScanOutcome, run_scan
+from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_store
 from postroom.clock import SystemClock
 from postroom.queue.store import Store
 
@@ -41,14 +42,8 @@ def blacklist() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the report; send nothing.")
 @click.option("--json", "as_json_output", is_flag=True, help="One JSON object.")
 @click.option("--force", is_flag=True, help="Send even if this day's report was.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML file to read (default: /etc/postroom/postroom.yaml if it "
-    "exists, else the embedded default).",
-)
+@config_option
+@quiet_logs
 def scan(
     day: date | None,
     dry_run: bool,
@@ -57,12 +52,7 @@ def scan(
     config_path: Path | None,
 ) -> None:
     """Scan a day's refusals and the blocklists; enqueue the report."""
-    # Imported here: postroom.cli imports this module to register it.
-    from postroom import log as logsetup
-    from postroom.cli import load_or_exit, with_store
-
     config = load_or_exit(config_path)
-    logsetup.configure("warning", "console")
 
     async def body(store: Store) -> ScanOutcome:
         return await run_scan(
