@@ -277,3 +277,12 @@ def test_classify_reads_the_wording_of_the_long_tail(
     verdict = classify(code, parsed, text)
 
     assert verdict.category is category
+
+
+def test_refusal_by_recipient_preferences_is_policy_under_an_address_status() -> None:
+    text = "550 5.1.1 RCP-P2 Refused due to recipient preferences"
+
+    verdict = classify(550, EnhancedStatus(5, 1, 1), text)
+
+    assert verdict.category is Category.POLICY
+    assert verdict.hard is False

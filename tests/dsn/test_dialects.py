@@ -212,3 +212,24 @@ def test_a_summary_expiry_status_yields_to_the_last_replys_own_code() -> None:
     status = best_status("4.4.7", "Message expired: <421 4.4.2 Connection timed out>")
 
     assert str(status) == "4.4.2"
+
+
+def test_a_sendmail_result_line_does_not_take_the_next_recipients_reply() -> None:
+    raw = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
+To: sender@example.org
+Subject: Returned mail: User unknown
+
+   ----- Transcript of session follows -----
+554 <first@example.edu>... Remote protocol error
+550 example.com (smtp)... 550 Host unknown
+554 <second@example.com>... 550 Host unknown (Authoritative answer)
+"""
+
+    first, second = parse(raw).records
+
+    assert first.recipient == "first@example.edu"
+    assert first.category is not Category.UNKNOWN_DOMAIN
+    assert first.hard is False
+    assert second.category is Category.UNKNOWN_DOMAIN
+    assert second.hard is True

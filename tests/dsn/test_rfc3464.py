@@ -177,3 +177,67 @@ From: app@example.com
     ]
     assert report.records[0].hard is True
     assert report.original_message_id == "<m2@example.com>"
+
+
+def test_recipient_fields_written_before_final_recipient_belong_to_it() -> None:
+    raw = b"""\
+From: Mailer <mailer-daemon@mx.example.net>
+To: sender@example.org
+Subject: Sorry, your message could not be delivered
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Diagnostic-Code: smtp; 550 5.1.1 Recipient address does not exist
+Status: 5.1.1
+Final-Recipient: rfc822; gone@example.net
+Action: failed
+
+--b--
+"""
+
+    (record,) = parse(raw).records
+
+    assert record.status == "5.1.1"
+    assert record.diagnostic == "550 5.1.1 Recipient address does not exist"
+    assert record.hard is True
+
+
+def test_without_a_diagnostic_the_reports_heading_for_the_recipient_counts() -> None:
+    raw = b"""\
+From: Mail Administrator <postmaster@mx.example.net>
+To: sender@example.org
+Subject: Mail System Error - Returned Mail
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+The user(s) account is disabled.
+
+<held@example.net>: 550 user unknown (in reply to RCPT TO command)
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; held@example.net
+Action: failed
+Status: 5.0.0
+
+--b--
+"""
+
+    (record,) = parse(raw).records
+
+    assert record.category is Category.MAILBOX_DISABLED
+    assert record.hard is False

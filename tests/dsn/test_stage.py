@@ -147,3 +147,31 @@ def test_filtering_gateway_relaying_an_address_status_keeps_it_hard() -> None:
 
     assert record.status == "5.1.1"
     assert record.hard is True
+
+
+def test_user_unknown_with_an_empty_recipient_slot_answered_data() -> None:
+    verdict = classify(550, EnhancedStatus(5, 0, 0), "550 : User unknown")
+
+    assert verdict.category is Category.POLICY
+    assert verdict.hard is False
+
+
+def test_user_unknown_naming_the_address_in_its_slot_stays_a_bad_address() -> None:
+    verdict = classify(
+        550, EnhancedStatus(5, 0, 0), "550 <who@example.net>: User unknown"
+    )
+
+    assert verdict.category is Category.UNKNOWN_USER
+    assert verdict.hard is True
+
+
+def test_provider_without_such_an_account_is_a_bad_address_even_after_data() -> None:
+    text = (
+        "554 delivery error: dd This user doesn't have a example.net account"
+        " (who@example.net) [0] (in reply to end of DATA command)"
+    )
+
+    verdict = classify(554, EnhancedStatus(5, 0, 0), text)
+
+    assert verdict.category is Category.UNKNOWN_USER
+    assert verdict.hard is True

@@ -50,7 +50,11 @@ judged the message, not the address: filtering gateways answer a message
 they dislike with the same words. Suppressing a real person for it would
 cost a respondent, so such a refusal is ``policy`` and not hard. Wording
 that only a refusal of RCPT TO has (Postfix's "Recipient address
-rejected") keeps the address at fault whatever stage a report names.
+rejected") keeps the address at fault whatever stage a report names, and
+so does a provider's own statement that it has no such account ("This
+user doesn't have a yahoo.com account": Yahoo refuses unknown users after
+DATA). A reply whose slot for the address is empty ("550 : User unknown")
+answered DATA, where there is no recipient to name.
 
 When no stage is named, the enhanced status decides. A code of the
 address subject (X.1.X, RFC 3463 section 3.2) confirms the wording. A
@@ -373,8 +377,10 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.POLICY,
         None,
     ),
-    # The recipient's own settings refuse the sender: a filter's verdict.
-    (r"email preferences of", Category.POLICY, "email preferences"),
+    # The recipient's own settings refuse the sender: a filter's verdict,
+    # even under an address status (Facebook words it "Refused due to
+    # recipient preferences" with 5.1.1).
+    (r"email preferences of|recipient preferences", Category.POLICY, "preferences"),
     # Postfix prefixes every recipient refusal with these words; they
     # name a bad address only when nothing above named another cause.
     (r"recipient address rejected|address rejected", Category.UNKNOWN_USER, None),
@@ -404,6 +410,17 @@ _AFTER_RCPT = re.compile(
     r"reply to rcpt\b|after rcpt\b|like our rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
     r"|does not like recipient"
 )
+# A reply to DATA has no recipient to name, so a server whose refusal
+# template has a slot for the address leaves it empty: "550 : User
+# unknown", "550: : User unknown", "550 <>: User unknown". au (KDDI) answers
+# this way when the recipient's reception filter refuses the sender, and
+# with the address filled in when the mailbox does not exist.
+_EMPTY_SLOT = re.compile(r"(?<!\d)[45]\d\d:? (?:<>)?: ?user unknown")
+# The mailbox provider's own statement that it has no account of that name:
+# Yahoo refuses unknown users after DATA with these words, which no content
+# filter writes ("554 delivery error: dd This user doesn't have a yahoo.com
+# account").
+_NO_ACCOUNT = re.compile(r"doe(?:sn't|s not) have an? [\w.-]+ account")
 # Status subjects that name a cause other than the address (RFC 3463).
 _OTHER_SUBJECTS = frozenset({2, 3, 7})
 # The continuation prefix of a multi-line reply quoted inside the text.
@@ -502,8 +519,13 @@ def _unknown_user_or_not(
     lowered = text[:_MAX_TEXT].lower()
     if "recipient address rejected" in lowered:
         return Category.UNKNOWN_USER
+    if "have a" in lowered and _NO_ACCOUNT.search(lowered):
+        return Category.UNKNOWN_USER
     if after_data is None:
-        after_data = _AFTER_DATA.search(lowered) is not None
+        after_data = (
+            _AFTER_DATA.search(lowered) is not None
+            or _EMPTY_SLOT.search(lowered) is not None
+        )
     if after_data:
         return Category.POLICY
     if after_rcpt is None:

@@ -320,4 +320,9 @@ def _prose_for(recipient: str, text: str) -> str:
     at = text.lower().find(recipient.lower())
     if at < 0:
         return text[:2000]
-    return text[at : at + 600]
+    # The line above the recipient is the report's own heading for it
+    # ("The user(s) account is disabled."), more specific than the reply
+    # it quotes.
+    above = text[: text.rfind("\n", 0, at) + 1].rstrip()
+    heading = above[above.rfind("\n") + 1 :]
+    return f"{heading}\n{text[at : at + 600]}" if heading else text[at : at + 600]

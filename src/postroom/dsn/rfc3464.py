@@ -55,6 +55,12 @@ def parse_delivery_status(text: str) -> DeliveryStatus:
             groups.append({})
         target = groups[-1] if groups else per_message
         target.setdefault(key, value)
+    if groups:
+        # Some writers (Facebook) put a recipient's Diagnostic-Code and
+        # Status before its Final-Recipient: fields that only a recipient
+        # has, found before the first group, belong to it.
+        for key in _RECIPIENT_ONLY.intersection(per_message):
+            groups[0].setdefault(key, per_message[key])
     recipients = tuple(
         _recipient(group) for group in groups if "final-recipient" in group
     )
@@ -63,6 +69,13 @@ def parse_delivery_status(text: str) -> DeliveryStatus:
         per_message.get("arrival-date"),
         recipients,
     )
+
+
+# Fields of a per-recipient group that a per-message group never has
+# (RFC 3464 sections 2.2 and 2.3).
+_RECIPIENT_ONLY = frozenset(
+    {"action", "status", "diagnostic-code", "remote-mta", "last-attempt-date"}
+)
 
 
 def _starts_group(key: str, groups: list[dict[str, str]]) -> bool:

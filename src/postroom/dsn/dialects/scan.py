@@ -34,6 +34,9 @@ _DELAYED = re.compile(
     r"|delivery attempts will continue",
 )
 _MAX_RECIPIENTS = 50
+# The opening of a Sendmail result line: a reply code and the recipient in
+# angle brackets, then "... " and the reason.
+_RESULT_HEAD = re.compile(r"[45]\d\d <")
 
 
 def failed_recipients_header(view: MessageView) -> list[str]:
@@ -117,6 +120,12 @@ def scan(
         start = starts[recipient]
         if start < 0:
             block = text
+        elif _result_line(lowered, start):
+            # Sendmail's "554 <who@example.net>... reason" line is the
+            # recipient's result; the lines after it are the next
+            # recipient's transcript and result.
+            end = lowered.find("\n", start)
+            block = text[start - 5 : end if end >= 0 else len(text)]
         else:
             # The block ends where another recipient is named: reports that
             # list the recipients twice (a summary, then the details, or
@@ -143,6 +152,15 @@ def _finding(recipient: str, block: str, text: str, action: Action) -> Finding:
         status=str(status) if status else None,
         diagnostic=squeeze(wording),
     )
+
+
+def _result_line(lowered: str, start: int) -> bool:
+    """Whether the address at ``start`` is named on a Sendmail result line."""
+    line_start = lowered.rfind("\n", 0, start) + 1
+    head = lowered[line_start:start]
+    if len(head) != 5 or not _RESULT_HEAD.match(head):
+        return False
+    return lowered.startswith(">... ", lowered.find(">", start))
 
 
 def _first_positions(lowered: str, recipients: list[str]) -> dict[str, int]:
