@@ -141,7 +141,8 @@ def answered_rcpt(recipient: str, text: str, *, sole: bool) -> bool:
     in the text for a ``sole`` recipient).
     """
     lowered = text.lower()
-    if "rcpt" not in lowered and "recipient" not in lowered:
+    # Every stage wording has "rcpt" but qmail's, which has "like".
+    if "rcpt" not in lowered and "like" not in lowered:
         return False
     address = recipient.lower()
     if ">>> " in lowered:
