@@ -22,6 +22,12 @@ from postroom.queue.models import AttemptResult, Recipient, State
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+_HOUR = 3600.0
+_DAY = 24 * _HOUR
+# From seconds to the 4.5 days a deferred recipient may wait.
+_LATENCY_BUCKETS: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, _HOUR)
+_LATENCY_BUCKETS += (4 * _HOUR, 12 * _HOUR, _DAY, 2 * _DAY, 4.5 * _DAY)
+
 DELIVERIES = Counter(
     "postroom_deliveries",
     "Delivery attempts by result (delivered, deferred, bounced, expired, "
@@ -33,9 +39,7 @@ DELIVERY_LATENCY = Histogram(
     "postroom_delivery_latency_seconds",
     "From acceptance to a final result, by result.",
     ["result"],
-    # From seconds to the 4.5 days a deferred recipient may wait.
-    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400,
-             4.5 * 86400),  # fmt: skip
+    buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 BOUNCE_RECORDS = Counter(

@@ -26,13 +26,13 @@ from postroom.queue.models import (
     Recipient,
     State,
 )
+from postroom.queue.sqlite_results import add_events
 from postroom.queue.sqlite_schema import (
     address_key,
     from_db,
     from_db_or_none,
     to_db,
 )
-from postroom.queue.sqlite_results import add_events
 from postroom.queue.store import GLOBAL_SCOPE, PurgeCounts
 
 

@@ -107,7 +107,9 @@ class EventOutbox:
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The value of `SIGNATURE_HEADER` for ``body`` posted at ``timestamp``."""
     digest = hmac.new(
-        secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256
+        secret.encode("utf-8"),
+        str(timestamp).encode("ascii") + b"." + body,
+        hashlib.sha256,
     ).hexdigest()
     return f"t={timestamp},v1={digest}"
 

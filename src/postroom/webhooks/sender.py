@@ -69,27 +69,33 @@ class WebhookSender:
         return len(events)
 
     async def run(self) -> None:
-        """Post until `stop` is called."""
-        while not self._stopping:
-            self._woken.clear()
-            try:
-                taken = await self.run_once()
-            except StorageError as exc:
-                log.warning("webhook.store_unavailable", error=str(exc))
-                taken = 0
-            if taken >= BATCH:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._poll)
+        """Post until `stop` is called or the task is cancelled."""
+        try:
+            while not self._stopping:
+                self._woken.clear()
+                try:
+                    taken = await self.run_once()
+                except StorageError as exc:
+                    log.warning("webhook.store_unavailable", error=str(exc))
+                    taken = 0
+                if taken >= BATCH:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), self._poll)
+        finally:
+            await self.close()
 
     def wake(self) -> None:
         """Look at the outbox now rather than at the next poll."""
         self._woken.set()
 
     async def stop(self) -> None:
-        """End `run` after its current round and close connections."""
+        """End `run` after its current round."""
         self._stopping = True
         self._woken.set()
+
+    async def close(self) -> None:
+        """Close the connections to the endpoints."""
         if self._session is not None:
             await self._session.close()
             self._session = None
