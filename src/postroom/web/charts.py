@@ -77,7 +77,7 @@ def pie_svg(title: str, slices: Sequence[Slice], *, element_id: str) -> str:
         if s.count <= 0:
             continue
         share = percent(s.count, total)
-        tip = f"<title>{escape(s.label)}: {s.count:,} ({share})</title>"
+        tip = f"<title>{escape(s.label)}: {s.count:,} ({escape(share)})</title>"
         if s.count == total:
             shapes.append(
                 f'<circle cx="{_CENTRE}" cy="{_CENTRE}" r="{RADIUS}"'

@@ -186,7 +186,7 @@ def _chart(element_id: str, title: str, slices: list[Slice]) -> str:
     rows = "".join(
         f'<tr><td><span class="key" style="background:{s.colour}"></span>'
         f"{escape(s.label)}</td><td>{s.count:,}</td>"
-        f"<td>{percent(s.count, total)}</td></tr>"
+        f"<td>{escape(percent(s.count, total))}</td></tr>"
         for s in slices
     )
     return (
