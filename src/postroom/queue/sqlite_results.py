@@ -32,15 +32,14 @@ def counts_by_state(conn: sqlite3.Connection, campaign: str | None) -> dict[str,
 
 
 def campaign_summaries(conn: sqlite3.Connection) -> list[CampaignSummary]:
-    totals = {
-        row["campaign"]: row["n"]
-        for row in conn.execute(
-            "SELECT campaign, SUM(n) AS n FROM campaign_counts GROUP BY campaign"
-        )
-    }
+    # The counters name every campaign with recipients in a few rows; the
+    # messages table would have to be scanned for them.
+    totals = conn.execute(
+        "SELECT campaign, SUM(n) AS n FROM campaign_counts GROUP BY campaign"
+        " HAVING SUM(n) > 0 ORDER BY campaign"
+    ).fetchall()
     summaries = []
-    for row in conn.execute("SELECT DISTINCT campaign FROM messages ORDER BY 1"):
-        campaign = row[0]
+    for campaign, total in totals:
         # Two lookups at the ends of messages_campaign_accepted each; one
         # MIN and MAX together would scan the whole campaign.
         first = conn.execute(
@@ -49,10 +48,10 @@ def campaign_summaries(conn: sqlite3.Connection) -> list[CampaignSummary]:
         last = conn.execute(
             "SELECT MAX(accepted_at) FROM messages WHERE campaign = ?", (campaign,)
         ).fetchone()[0]
+        if first is None:
+            continue  # recipients without their message: none in practice
         summaries.append(
-            CampaignSummary(
-                campaign, from_db(first), from_db(last), totals.get(campaign, 0)
-            )
+            CampaignSummary(campaign, from_db(first), from_db(last), total)
         )
     return summaries
 
