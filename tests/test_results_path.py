@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
@@ -398,10 +399,16 @@ async def test_events_wait_in_the_outbox_while_the_endpoint_is_down(
 async def test_pages_downloads_and_metrics_need_credentials_but_unsubscribe_does_not(
     start_relay: RelayFactory,
 ) -> None:
-    relay, _ = await start_relay(
-        web={"listen": "127.0.0.1:0", "users": {"ops": hash_password("s3cret")}},
-        unsubscribe={"base_url": "http://127.0.0.1/unsubscribe"},
-    )
+    # Started under a fresh structlog set-up: a logger first used while an
+    # earlier test's caching configuration is in force would stay bound to
+    # it and hide its events from later tests that capture them.
+    structlog.reset_defaults()
+    with structlog.testing.capture_logs() as events:
+        relay, _ = await start_relay(
+            web={"listen": "127.0.0.1:0", "users": {"ops": hash_password("s3cret")}},
+            unsubscribe={"base_url": "http://127.0.0.1/unsubscribe"},
+        )
+    assert any(e["event"] == "unsubscribe.insecure_url" for e in events)
     await send_and_wait(relay, ["Ada <ok+1@example.net>"])
     [row] = await relay.store.recipients()
     token = (await unsubscribe_signer(relay.store)).mint(row.id)
