@@ -462,3 +462,35 @@ async def test_an_unknown_campaign_is_not_found(start_relay: RelayFactory) -> No
     assert status == 404
     assert listing_status == 200
     assert b"No campaigns yet." in listing
+
+
+async def test_a_one_click_unsubscribe_is_posted_once_as_an_event(
+    start_relay: RelayFactory, receiver: Receiver
+) -> None:
+    structlog.reset_defaults()  # see the credentials test above
+    with structlog.testing.capture_logs():
+        relay, _ = await start_relay(
+            webhooks=[{**hook(receiver), "events": ["unsubscribed"]}],
+            unsubscribe={"base_url": "http://127.0.0.1/unsubscribe"},
+        )
+    await send_and_wait(relay, ["Ada <ok+1@example.net>"])
+    [row] = await relay.store.recipients()
+    token = (await unsubscribe_signer(relay.store)).mint(row.id)
+
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):  # the second click changes nothing
+            async with session.post(
+                f"{base(relay)}/unsubscribe/{token}",
+                data={"List-Unsubscribe": "One-Click"},
+            ) as response:
+                assert response.status == 200
+
+    async def posted() -> bool:
+        return len(receiver.posts) >= 1
+
+    await until(posted)
+    await asyncio.sleep(0.2)  # room for a wrong second event to arrive
+    [event] = receiver.events()
+    assert event["type"] == "unsubscribed"
+    assert event["via"] == "one-click"
+    assert event["recipient"] == "ok+1@example.net"
