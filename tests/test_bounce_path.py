@@ -43,6 +43,7 @@ async def relay(
         "hostname": "relay.test",
         "data_dir": str(tmp_path / "var"),
         "submission": {"listen": "127.0.0.1:0"},
+        "web": {"listen": "127.0.0.1:0"},
         "delivery": {
             "routes": {"example.net": f"127.0.0.1:{sink_port}"},
             "poll_interval": "50ms",

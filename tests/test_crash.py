@@ -80,6 +80,7 @@ async def test_kill_9_loses_no_accepted_message_and_repeats_only_in_flight_ones(
                 "hostname": "relay.test",
                 "data_dir": str(tmp_path / "var"),
                 "submission": {"listen": f"127.0.0.1:{submission_port}"},
+                "web": {"listen": "127.0.0.1:0"},
                 "delivery": {
                     "routes": {"example.net": f"127.0.0.1:{sink_port}"},
                     "concurrency": CONCURRENCY,

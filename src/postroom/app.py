@@ -21,7 +21,8 @@ from postroom.relay.inbound import InboundServer
 from postroom.relay.stamp import build_stamper
 from postroom.relay.submission import SubmissionServer
 from postroom.relay.worker import DeliveryEngine
-from postroom.web.server import WebServer
+from postroom.web.server import WebServer, wanted
+from postroom.webhooks.sender import WebhookSender
 
 log = structlog.get_logger()
 
@@ -36,7 +37,8 @@ class Relay:
     engine: DeliveryEngine
     submission: SubmissionServer
     inbound: InboundServer | None = None
-    web: WebServer | None = None  # while unsubscribe.base_url is set
+    web: WebServer | None = None  # while unsubscribe or the results pages are on
+    webhooks: WebhookSender | None = None  # while webhooks are configured
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -86,13 +88,18 @@ class Relay:
                 self.config, self.store, self.clock, on_enqueue=self.engine.wake
             )
             await self.inbound.start()
-        if self.config.unsubscribe.base_url is not None:
+        if wanted(self.config):
             self.web = WebServer(self.config, self.store, self.clock)
             await self.web.start()
         self._tasks = [
             asyncio.create_task(self.engine.run(), name="delivery"),
             asyncio.create_task(self._purge_loop(), name="purge"),
         ]
+        if self.config.webhooks:
+            self.webhooks = WebhookSender(self.config, self.store, self.clock)
+            self._tasks.append(
+                asyncio.create_task(self.webhooks.run(), name="webhooks")
+            )
         log.info(
             "relay.started",
             hostname=self.config.hostname,
@@ -108,6 +115,8 @@ class Relay:
         if self.web is not None:
             await self.web.stop()
         await self.engine.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

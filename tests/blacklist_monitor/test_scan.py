@@ -56,6 +56,7 @@ def settings(tmp_path: Path, sink_port: int, dns_port: int, **monitor: Any) -> d
         "hostname": "relay.test",
         "data_dir": str(tmp_path / "var"),
         "submission": {"listen": "127.0.0.1:0"},
+        "web": {"listen": "127.0.0.1:0"},
         "delivery": {
             "routes": {"example.net": hop, "example.com": hop, "reports.test": hop},
             "poll_interval": "50ms",

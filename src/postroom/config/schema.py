@@ -405,9 +405,52 @@ class SuppressionConfig(_Section):
         return {**_default_policy(), **policy}
 
 
+def _check_password_hashes(users: dict[str, str]) -> dict[str, str]:
+    for name, hashed in users.items():
+        if not hashed.startswith("scrypt$"):
+            raise ValueError(
+                f"the password of {name!r} is not a postroom hash; make one "
+                "with `postroom passwd`"
+            )
+    return users
+
+
 class WebConfig(_Section):
     # Loopback by default: the site's TLS proxy forwards to it.
     listen: HostPort = "127.0.0.1:8025"
+    # The results pages, CSV downloads and /metrics. On by default: they
+    # are reached only from this machine until listen or a proxy says
+    # otherwise; anything wider should set users.
+    results: bool = True
+    users: Annotated[dict[str, str], AfterValidator(_check_password_hashes)] = Field(
+        default_factory=dict
+    )
+
+
+WebhookEvent = Literal["delivered", "deferred", "bounced", "unsubscribed", "complaint"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
+    "delivered",
+    "deferred",
+    "bounced",
+    "unsubscribed",
+    "complaint",
+)
+
+
+class WebhookConfig(_Section):
+    """One endpoint that is posted the events it asks for, signed."""
+
+    url: str
+    secret: str = Field(min_length=16)
+    events: tuple[WebhookEvent, ...] = WEBHOOK_EVENTS
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http or https URL")
+        return url
 
 
 class UnsubscribeConfig(_Section):
@@ -465,6 +508,18 @@ class Config(_Section):
     web: WebConfig = WebConfig()
     unsubscribe: UnsubscribeConfig = UnsubscribeConfig()
     dkim: tuple[DkimKeyConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+    @field_validator("webhooks")
+    @classmethod
+    def _distinct_urls(
+        cls, hooks: tuple[WebhookConfig, ...]
+    ) -> tuple[WebhookConfig, ...]:
+        # The outbox names an endpoint by its URL.
+        urls = [hook.url for hook in hooks]
+        if len(set(urls)) != len(urls):
+            raise ValueError("each webhook url may appear only once")
+        return hooks
 
     @field_validator("hostname")
     @classmethod

@@ -155,12 +155,14 @@ class AttemptResult:
 
     ``next_attempt_at`` is set for a deferral that will be retried.
     ``bounce`` is set when the attempt produced a bounce record.
+    ``events`` go to the webhook outbox in the same transaction.
     """
 
     attempt: Attempt
     state: State
     next_attempt_at: datetime | None = None
     bounce: BounceRecord | None = None
+    events: tuple[OutboxEvent, ...] = ()  # webhook posts, stored with the change
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,3 +265,41 @@ class InboundReport:
     outcome: str
     recipient_id: int | None
     detail: str
+
+
+# -- results pages, metrics and webhooks ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSummary:
+    """One campaign at a glance: when it was sent and to how many."""
+
+    campaign: str
+    first_at: datetime  # the first message's acceptance
+    last_at: datetime  # the last message's acceptance
+    recipients: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One event waiting to be posted to one webhook endpoint.
+
+    ``body`` is the exact JSON posted; ``id`` is the outbox row, None
+    before it is stored.
+    """
+
+    endpoint: str  # the endpoint's URL
+    event_id: str
+    body: str
+    created_at: datetime
+    attempts: int = 0
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreGauges:
+    """What the store holds right now, for metrics read at scrape time."""
+
+    recipients_by_state: dict[str, int]
+    suppressions_by_reason: dict[str, int]
+    webhook_outbox: int

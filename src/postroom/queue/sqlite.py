@@ -32,12 +32,14 @@ from postroom.errors import StorageError
 from postroom.queue import sqlite_blacklist as blacklist
 from postroom.queue import sqlite_inbound as inbound
 from postroom.queue import sqlite_reports as reports
+from postroom.queue import sqlite_results as results
 from postroom.queue import sqlite_sql as sql
 from postroom.queue.models import (
     Accepted,
     Attempt,
     AttemptResult,
     BounceRecord,
+    CampaignSummary,
     DailyReport,
     Delivery,
     ExportRow,
@@ -46,9 +48,11 @@ from postroom.queue.models import (
     Message,
     NewInboundReport,
     NewMessage,
+    OutboxEvent,
     Recipient,
     State,
     Stats,
+    StoreGauges,
     Suppression,
 )
 from postroom.queue.sqlite_schema import connect, migrate
@@ -526,6 +530,40 @@ class SqliteStore(Store):
 
     async def daily_report(self, day: str) -> DailyReport | None:
         return await self._read(partial(blacklist.daily_report, day=day))
+
+    # -- results pages, metrics and the webhook outbox -------------------
+
+    async def campaign_summaries(self) -> list[CampaignSummary]:
+        return await self._read(results.campaign_summaries)
+
+    async def gauges(self) -> StoreGauges:
+        return await self._read(results.gauges)
+
+    async def add_events(self, events: list[OutboxEvent]) -> None:
+        if events:
+            await self._write(partial(results.add_events, events=events))
+
+    async def due_events(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[OutboxEvent]:
+        return await self._write(
+            partial(results.due_events, now=now, limit=limit, lease=lease)
+        )
+
+    async def event_posted(self, outbox_id: int) -> None:
+        await self._write(partial(results.event_posted, outbox_id=outbox_id))
+
+    async def event_failed(
+        self, outbox_id: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        await self._write(
+            partial(
+                results.event_failed,
+                outbox_id=outbox_id,
+                next_attempt_at=next_attempt_at,
+                error=error,
+            )
+        )
 
     # -- housekeeping -----------------------------------------------------
 

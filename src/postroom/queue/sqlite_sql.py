@@ -26,6 +26,7 @@ from postroom.queue.models import (
     Recipient,
     State,
 )
+from postroom.queue.sqlite_results import add_events
 from postroom.queue.sqlite_schema import (
     address_key,
     from_db,
@@ -216,6 +217,8 @@ def record(conn: sqlite3.Connection, result: AttemptResult) -> None:
     )
     if result.bounce is not None:
         insert_bounce(conn, result.bounce)
+    if result.events:
+        add_events(conn, result.events)
     _settle_message(conn, row["queue_id"], at)
 
 

@@ -27,6 +27,7 @@ from postroom.queue.models import (
     Attempt,
     AttemptResult,
     BounceRecord,
+    CampaignSummary,
     DailyReport,
     Delivery,
     ExportRow,
@@ -35,9 +36,11 @@ from postroom.queue.models import (
     Message,
     NewInboundReport,
     NewMessage,
+    OutboxEvent,
     Recipient,
     State,
     Stats,
+    StoreGauges,
     Suppression,
 )
 
@@ -273,6 +276,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def daily_report(self, day: str) -> DailyReport | None:
         """The record of ``day``'s report, or None when none was sent."""
+
+    # -- results pages, metrics and the webhook outbox -------------------
+
+    @abc.abstractmethod
+    async def campaign_summaries(self) -> list[CampaignSummary]:
+        """Every campaign with its first and last acceptance and its number
+        of recipients, by name."""
+
+    @abc.abstractmethod
+    async def gauges(self) -> StoreGauges:
+        """Recipients by state, suppressions by reason and the webhook
+        outbox's length, read in one snapshot."""
+
+    @abc.abstractmethod
+    async def add_events(self, events: list[OutboxEvent]) -> None:
+        """Put events in the webhook outbox, due at once (`record` does the
+        same for `AttemptResult.events`, in its own transaction)."""
+
+    @abc.abstractmethod
+    async def due_events(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[OutboxEvent]:
+        """Take up to ``limit`` outbox events due at ``now``, oldest first;
+        each is not handed out again for ``lease`` unless settled."""
+
+    @abc.abstractmethod
+    async def event_posted(self, outbox_id: int) -> None:
+        """Drop an event its endpoint has taken."""
+
+    @abc.abstractmethod
+    async def event_failed(
+        self, outbox_id: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        """Count a failed post and make the event due again at
+        ``next_attempt_at``."""
 
     # -- housekeeping -----------------------------------------------------
 

@@ -36,7 +36,7 @@ from typing import Literal
 
 import structlog
 
-from postroom import dsn
+from postroom import dsn, metrics
 from postroom.clock import Clock
 from postroom.config import Config
 from postroom.dsn import Action, Category, Record, Report, ReportKind
@@ -46,6 +46,7 @@ from postroom.queue.store import Store
 from postroom.queue.suppression import SuppressionPolicy, apply_policy
 from postroom.relay.verp import RCPT_HEADER
 from postroom.tokens import BadToken, TokenSigner
+from postroom.webhooks.events import EventOutbox
 
 log = structlog.get_logger()
 
@@ -109,6 +110,7 @@ class ReportHandler:
         self._unsubscribes = unsubscribes
         self._policy = SuppressionPolicy(config.suppression)
         self._on_enqueue = on_enqueue
+        self._events = EventOutbox(config.webhooks, clock)
 
     async def handle(
         self, report_id: int, peer: str, routes: list[Route], raw: bytes
@@ -207,6 +209,19 @@ class ReportHandler:
             source="dsn",
         )
         await self._store.add_bounce(bounce)
+        metrics.observe_bounce(bounce.category, bounce.source)
+        await self._store.add_events(
+            self._events.events(
+                "bounced",
+                recipient,
+                state="bounced",
+                code=bounce.code,
+                status=bounce.status,
+                text=bounce.diagnostic,
+                category=bounce.category,
+                source="dsn",
+            )
+        )
         scope = await apply_policy(self._store, self._policy, bounce, now)
         outcome.results.append("bounced")
         outcome.notes.append(
@@ -226,6 +241,7 @@ class ReportHandler:
 
     async def _complaint(self, recipient: Recipient, outcome: Outcome) -> None:
         outcome.results.append("complaint")
+        await self._store.add_events(self._events.events("complaint", recipient))
         if not self._policy.covers(Category.COMPLAINT):
             outcome.notes.append(f"{recipient.address}: complaint, not suppressed")
             return
@@ -249,9 +265,13 @@ class ReportHandler:
             log.warning("inbound.unsubscribe_forged", rcpt=route.address)
             return
         # An unsubscribe is for the list the person was mailed from.
-        await self._store.suppress(
+        added = await self._store.suppress(
             recipient.campaign, recipient.address, "unsubscribe", self._clock.now()
         )
+        if added:
+            await self._store.add_events(
+                self._events.events("unsubscribed", recipient, via="mailto")
+            )
         outcome.recipient_id = recipient.id
         outcome.results.append("unsubscribed")
         outcome.notes.append(f"{recipient.address}: unsubscribed")

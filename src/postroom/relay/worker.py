@@ -20,6 +20,7 @@ from datetime import datetime
 
 import structlog
 
+from postroom import metrics
 from postroom.clock import Clock
 from postroom.config import Config
 from postroom.dsn.classify import Category, classify
@@ -39,6 +40,7 @@ from postroom.queue.suppression import SuppressionPolicy, apply_policy
 from postroom.relay.mx import MxResolver
 from postroom.relay.outbound import Courier, SmtpResult
 from postroom.relay.stamp import Stamper
+from postroom.webhooks.events import EventOutbox
 
 log = structlog.get_logger()
 
@@ -82,6 +84,7 @@ class DeliveryEngine:
         self._stamper = stamper or Stamper()
         self._policy = RetryPolicy(config.queue.retry_schedule, config.queue.max_age)
         self._suppression = SuppressionPolicy(config.suppression)
+        self._events = EventOutbox(config.webhooks, clock)
         self._batch = delivery.concurrency
         self._lease = delivery.lease
         self._poll = delivery.poll_interval.total_seconds()
@@ -221,7 +224,7 @@ class DeliveryEngine:
         except RouteError as exc:
             if exc.permanent:
                 result = self._invalid(delivery, exc)
-                await self._store.record(result)
+                await self._record(delivery, result)
                 self._log(delivery, result, loop.time() - started)
                 await self._suppress(result)
                 return
@@ -233,9 +236,16 @@ class DeliveryEngine:
             )
 
         result = self._result(delivery, outcome)
-        await self._store.record(result)
+        await self._record(delivery, result)
         self._log(delivery, result, loop.time() - started)
         await self._suppress(result)
+
+    async def _record(self, delivery: Delivery, result: AttemptResult) -> None:
+        """Store the attempt with its webhook events in one transaction,
+        then count it."""
+        result = self._events.attach(delivery.recipient, result)
+        await self._store.record(result)
+        metrics.observe_attempt(delivery.recipient, result, self._clock.now())
 
     async def _suppress(self, result: AttemptResult) -> None:
         """Put the address on its suppression list when the policy says so."""

@@ -1,8 +1,11 @@
 """The HTTP listener on ``web.listen``, run in the relay's event loop.
 
 It listens on loopback by default: the site's TLS proxy terminates https
-and forwards to it. Today it serves the unsubscribe endpoint only, so it
-is started only when ``unsubscribe.base_url`` is set.
+and forwards to it. It serves the one-click unsubscribe endpoint while
+``unsubscribe.base_url`` is set, and the results pages, CSV downloads and
+``/metrics`` while ``web.results`` is on; it is started when either is
+(`wanted`). The unsubscribe endpoint is public; the rest asks for HTTP
+Basic credentials once ``web.users`` names anybody.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from postroom.config.schema import split_hostport
 from postroom.errors import ConfigError
 from postroom.queue.store import Store
 from postroom.relay.unsubscribe import unsubscribe_signer
+from postroom.web.auth import BasicAuth
+from postroom.web.metrics import MetricsPage
+from postroom.web.results import ResultsPages
 from postroom.web.unsubscribe import UnsubscribeHandler, suppression_is_global
+from postroom.webhooks.events import EventOutbox
 
 log = structlog.get_logger()
 
@@ -26,8 +33,14 @@ log = structlog.get_logger()
 MAX_REQUEST_BYTES = 64 * 1024
 
 
+def wanted(config: Config) -> bool:
+    """Whether the configuration asks for anything the web listener serves."""
+    return config.web.results or config.unsubscribe.base_url is not None
+
+
 class WebServer:
-    """Serves ``BASE_PATH/{token}`` for one-click unsubscribe."""
+    """Serves ``BASE_PATH/{token}`` for one-click unsubscribe, the results
+    pages and ``/metrics``, as configured."""
 
     def __init__(self, config: Config, store: Store, clock: Clock) -> None:
         self._config = config
@@ -46,15 +59,22 @@ class WebServer:
     async def start(self) -> None:
         """Bind ``web.listen`` and serve; `ConfigError` names the key when
         the address cannot be bound."""
-        base_url = self._config.unsubscribe.base_url or "/unsubscribe"
-        handler = UnsubscribeHandler(
-            self._store,
-            await unsubscribe_signer(self._store),
-            self._clock,
-            global_scope=suppression_is_global(self._config),
-        )
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-        app.add_routes(handler.routes(urlsplit(base_url).path or "/"))
+        base_url = self._config.unsubscribe.base_url
+        if base_url is not None:
+            handler = UnsubscribeHandler(
+                self._store,
+                await unsubscribe_signer(self._store),
+                self._clock,
+                global_scope=suppression_is_global(self._config),
+                events=EventOutbox(self._config.webhooks, self._clock),
+            )
+            app.add_routes(handler.routes(urlsplit(base_url).path or "/"))
+        if self._config.web.results:
+            auth = BasicAuth(self._config.web.users)
+            app.add_routes(ResultsPages(self._store, auth).routes())
+            metrics = MetricsPage(self._config, self._store, self._clock, auth)
+            app.add_routes(metrics.routes())
 
         # No access log: every URL carries a recipient's token, and the
         # handler logs each unsubscribe as an event of its own.

@@ -26,6 +26,7 @@ from postroom.errors import NotFound
 from postroom.queue.models import Recipient
 from postroom.queue.store import GLOBAL_SCOPE, Store
 from postroom.tokens import BadToken, TokenSigner
+from postroom.webhooks.events import EventOutbox
 
 log = structlog.get_logger()
 
@@ -85,11 +86,13 @@ class UnsubscribeHandler:
         clock: Clock,
         *,
         global_scope: bool = False,
+        events: EventOutbox | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
         self._clock = clock
         self._global = global_scope
+        self._events = events
 
     def routes(self, base_path: str) -> list[web.RouteDef]:
         """The routes to add to an application, under ``base_path``."""
@@ -121,6 +124,12 @@ class UnsubscribeHandler:
         added = await self._store.suppress(
             scope, recipient.address, REASON, self._clock.now()
         )
+        if added and self._events is not None:
+            # Stored before the answer: the event is not lost once the
+            # person has been told they are unsubscribed.
+            await self._store.add_events(
+                self._events.events("unsubscribed", recipient, via="one-click")
+            )
         log.info(
             "unsubscribe.accepted",
             recipient_id=recipient.id,
