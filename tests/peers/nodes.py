@@ -65,6 +65,7 @@ class Node:
             "hostname": "relay.test",
             "data_dir": str(self.folder / "var"),
             "submission": {"listen": f"127.0.0.1:{self.port}"},
+            "web": {"listen": "127.0.0.1:0"},
             "delivery": {
                 "routes": {"example.net": f"127.0.0.1:{self.sink_port}"},
                 "concurrency": self.concurrency,
