@@ -17,6 +17,11 @@ Failure of the database: every driver or socket error leaves as
 the pool replace all of them on their next use, so the store comes back
 by itself once the server does.
 
+Counters: recipient counts per campaign and state are deltas that
+triggers insert (see `postroom.queue.postgres_results`); every
+`FOLD_EVERY` writes, and after every purge, a node folds them into one row
+per campaign and state, so reading them stays a matter of a few rows.
+
 Leases: a node that dies keeps its leases until they run out; another
 node then takes the recipients. `release_leases` therefore frees nothing
 (a node cannot tell a dead peer's lease from a live one's), and `record`
@@ -41,12 +46,14 @@ import structlog
 
 from postroom.errors import StorageError
 from postroom.queue import postgres_reports as reports
+from postroom.queue import postgres_results as results
 from postroom.queue import postgres_sql as sql
 from postroom.queue.models import (
     Accepted,
     Attempt,
     AttemptResult,
     BounceRecord,
+    CampaignSummary,
     DailyReport,
     Delivery,
     ExportRow,
@@ -55,9 +62,11 @@ from postroom.queue.models import (
     Message,
     NewInboundReport,
     NewMessage,
+    OutboxEvent,
     Recipient,
     State,
     Stats,
+    StoreGauges,
     Suppression,
 )
 from postroom.queue.postgres_schema import migrate
@@ -72,6 +81,11 @@ T = TypeVar("T")
 
 # Rows of each kind one purge transaction removes.
 PURGE_BATCH = 500
+
+# Writes (accepts and attempts) of one node between two foldings of the
+# campaign counters: each leaves at most two delta rows, so a read sums at
+# most a few thousand rows per node.
+FOLD_EVERY = 1000
 
 # Seconds to wait for a connection to the server; a submission waiting on
 # a server that is down answers 451 after this, well within SMTP timeouts.
@@ -121,6 +135,7 @@ class PostgresStore(Store):
         self._secrets: dict[str, bytes] = {}
         # The lease each recipient this node is delivering was taken with.
         self._leases: dict[int, datetime] = {}
+        self._writes_unfolded = 0
 
     # -- lifecycle --------------------------------------------------------
 
@@ -194,10 +209,29 @@ class PostgresStore(Store):
         async with self._connection() as conn:
             return await step(conn)
 
+    async def _wrote(self) -> None:
+        """Count one write that left counter deltas; fold them every
+        `FOLD_EVERY` writes."""
+        self._writes_unfolded += 1
+        if self._writes_unfolded >= FOLD_EVERY:
+            self._writes_unfolded = 0
+            await self._fold()
+
+    async def _fold(self) -> None:
+        # The write that came before has committed: a failure to fold must
+        # not make it look failed. The next turn folds what is left.
+        try:
+            removed = await self._run(results.fold_counts)
+        except StorageError as exc:
+            log.warning("store.fold_failed", database=self._where, error=str(exc))
+            return
+        log.debug("store.counts_folded", database=self._where, rows=removed)
+
     # -- accepting --------------------------------------------------------
 
     async def accept(self, message: NewMessage, now: datetime) -> Accepted:
         accepted = await self._run(partial(sql.accept, message=message, now=now))
+        await self._wrote()
         log.info(
             "queue.accepted",
             queue_id=accepted.queue_id,
@@ -256,6 +290,8 @@ class PostgresStore(Store):
                 state=str(result.state),
                 lease_until=lease_until.isoformat() if lease_until else None,
             )
+            return
+        await self._wrote()
 
     async def next_due_at(self) -> datetime | None:
         return await self._run(sql.next_due_at)
@@ -447,6 +483,42 @@ class PostgresStore(Store):
     async def daily_report(self, day: str) -> DailyReport | None:
         return await self._run(partial(reports.daily_report, day=day))
 
+    # -- results pages, metrics and the webhook outbox -------------------
+
+    async def campaign_summaries(self) -> list[CampaignSummary]:
+        return await self._run(results.campaign_summaries)
+
+    async def gauges(self) -> StoreGauges:
+        return await self._run(results.gauges)
+
+    async def add_events(self, events: list[OutboxEvent]) -> None:
+        if events:
+            await self._run(partial(results.add_events, events=events))
+
+    async def due_events(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[OutboxEvent]:
+        if limit <= 0:
+            return []
+        return await self._run(
+            partial(results.due_events, now=now, limit=limit, lease=lease)
+        )
+
+    async def event_posted(self, outbox_id: int) -> None:
+        await self._run(partial(results.event_posted, outbox_id=outbox_id))
+
+    async def event_failed(
+        self, outbox_id: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        await self._run(
+            partial(
+                results.event_failed,
+                outbox_id=outbox_id,
+                next_attempt_at=next_attempt_at,
+                error=error,
+            )
+        )
+
     # -- housekeeping -----------------------------------------------------
 
     async def purge(
@@ -470,6 +542,8 @@ class PostgresStore(Store):
                 total.attempts + done.attempts,
                 total.bounces + done.bounces,
             )
+        # Purged recipients left negative deltas behind.
+        await self._fold()
         return total
 
     async def secret(self, name: str) -> bytes:

@@ -146,9 +146,90 @@ CREATE INDEX inbound_reports_outcome ON inbound_reports (outcome);
 CREATE INDEX inbound_reports_received ON inbound_reports (received_at);
 """
 
+# Results pages and metrics read recipient counts per campaign and state
+# from ``campaign_counts``, written by triggers in the transaction of every
+# change to ``recipients``. Counting a campaign of a million rows would scan
+# a million index entries.
+#
+# The triggers only ever insert signed deltas, never update a counter in
+# place: one counter row per (campaign, state) would be locked by every
+# accept and every attempt of that campaign until its commit, so nodes
+# would deliver one recipient at a time per campaign and concurrent accepts
+# could no longer share a WAL flush. Deltas are summed when read and folded
+# into one row per (campaign, state) from time to time (see
+# `postroom.queue.postgres_results.fold_counts`).
+#
+# The triggers are created before the counts are taken: creating them
+# locks ``recipients`` against writers until this migration commits, so no
+# change can fall between the count and the first trigger.
+#
+# ``webhook_outbox`` holds each event to post, one row per endpoint, until
+# the endpoint takes it.
+_V2 = """
+CREATE TABLE campaign_counts (
+    campaign text NOT NULL,
+    state    text NOT NULL,
+    n        bigint NOT NULL
+);
+CREATE INDEX campaign_counts_campaign ON campaign_counts (campaign, state);
+
+CREATE FUNCTION campaign_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_counts (campaign, state, n)
+        SELECT campaign, state, count(*) FROM added GROUP BY campaign, state;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER campaign_counts_insert AFTER INSERT ON recipients
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION campaign_counts_added();
+
+CREATE FUNCTION campaign_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_counts (campaign, state, n)
+        SELECT campaign, state, -count(*) FROM removed GROUP BY campaign, state;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER campaign_counts_delete AFTER DELETE ON recipients
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION campaign_counts_removed();
+
+-- Per row, and only for a real change: recipients change state one at a
+-- time, and most updates (leases, retry times) leave the state alone.
+CREATE FUNCTION campaign_counts_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_counts (campaign, state, n)
+        VALUES (old.campaign, old.state, -1), (new.campaign, new.state, 1);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER campaign_counts_update AFTER UPDATE OF state, campaign ON recipients
+    FOR EACH ROW WHEN (old.state IS DISTINCT FROM new.state
+                       OR old.campaign IS DISTINCT FROM new.campaign)
+    EXECUTE FUNCTION campaign_counts_moved();
+
+INSERT INTO campaign_counts (campaign, state, n)
+    SELECT campaign, state, count(*) FROM recipients GROUP BY campaign, state;
+
+CREATE INDEX messages_campaign_accepted ON messages (campaign, accepted_at);
+
+CREATE TABLE webhook_outbox (
+    id              bigserial PRIMARY KEY,
+    endpoint        text NOT NULL,
+    event_id        text NOT NULL,
+    body            text NOT NULL,
+    created_at      timestamptz NOT NULL,
+    next_attempt_at timestamptz NOT NULL,
+    attempts        integer NOT NULL DEFAULT 0,
+    last_error      text
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at, id);
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
 # Append only: a released migration is never edited.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 _CREATE_VERSIONS = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

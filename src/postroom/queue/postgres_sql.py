@@ -29,6 +29,7 @@ from postroom.queue.models import (
     Recipient,
     State,
 )
+from postroom.queue.postgres_results import add_events
 from postroom.queue.sqlite_schema import address_key
 from postroom.queue.sqlite_sql import new_queue_id
 from postroom.queue.store import GLOBAL_SCOPE, PurgeCounts
@@ -219,6 +220,7 @@ async def record(
     )
     if result.bounce is not None:
         await insert_bounce(conn, result.bounce)
+    await add_events(conn, result.events)
     await settle_message(conn, row["queue_id"], attempt.at)
     return True
 
