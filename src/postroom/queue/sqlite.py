@@ -452,9 +452,6 @@ class SqliteStore(Store):
         return await self._write(partial(sql.retry_now, queue_id=queue_id, now=now))
 
     async def delete(self, queue_id: str) -> int:
-        """Remove a message with its recipients and their attempts; the number
-        of recipients removed (0 for an unknown queue id). Bounce records
-        stay, no longer tied to a recipient."""
         return await self._write(partial(sql.delete, queue_id=queue_id))
 
     # -- reporting --------------------------------------------------------
