@@ -43,7 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -404,7 +403,8 @@ class Row:
             for r in self.results
         )
         text = (
-            f"{self.name:<14} {self.size // 1024:>3} KB  accept {accept or 0:7.0f} msg/s"
+            f"{self.name:<14} {self.size // 1024:>3} KB"
+            f"  accept {accept or 0:7.0f} msg/s"
             f"  end-to-end {e2e or 0:7.0f} msg/s"
         )
         if e2e is None:
@@ -462,7 +462,8 @@ def main() -> None:
         tmp = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="postroom-bench-"))
         )
-        os.chmod(tmp, 0o755)  # Postfix's daemons run as the postfix user
+        # Postfix's daemons run as the postfix user and must reach their dirs.
+        os.chmod(tmp, 0o755)  # noqa: S103
         sink = Sink()
         stack.callback(sink.close)
         relays: list[Relay] = [
