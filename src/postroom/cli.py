@@ -11,7 +11,7 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -111,10 +111,11 @@ def serve(config_path: Path | None) -> None:
 
     config = _load(config_path)
     logsetup.configure(config.logging.level, config.logging.format)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     try:
-        import uvloop  # type: ignore[import-not-found]  # optional speed-up
+        import uvloop  # a dependency wherever it builds (not on Windows)
     except ImportError:
-        runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
+        pass
     else:
         runner = uvloop.run
     try:
