@@ -20,7 +20,6 @@ import base64
 import binascii
 import ipaddress
 import secrets
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from postroom.queue.models import NewMessage, NewRecipient
 from postroom.queue.store import Store
 from postroom.relay import message as msg
 from postroom.relay.passwords import hash_password, verify_password
+from postroom.relay.peernames import PeerNames
 
 _log = structlog.get_logger()
 
@@ -95,9 +95,6 @@ _STOCK_PREFIXES = (
     ("501 Syntax: ", "501 5.5.4 Syntax: "),
 )
 
-# A reverse lookup that has not answered by then is left out of the
-# Received field rather than holding up the reply to DATA.
-_RDNS_TIMEOUT = 2.0
 # Up to this long, stop() lets transactions in DATA finish, so a client is
 # not cut off between a durable commit and its 250; and as long again for
 # commits whose client was cut off.
@@ -361,6 +358,7 @@ class _Handler:
         # whether or not the name exists.
         self._decoy_hash = hash_password(secrets.token_hex(16))
         self._committing: set[asyncio.Task[Any]] = set()
+        self._peer_names = PeerNames()
 
     # -- aiosmtpd hooks ----------------------------------------------------
 
@@ -548,14 +546,7 @@ class _Handler:
     async def _peer_name(self, session: _Session) -> str | None:
         if session.peer_name_known:
             return session.peer_name
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(_RDNS_TIMEOUT):
-                name, _ = await loop.getnameinfo(
-                    (session.peer_ip, 0), socket.NI_NAMEREQD
-                )
-        except (OSError, TimeoutError, UnicodeError):
-            name = None
+        name = await self._peer_names.name(session.peer_ip)
         session.peer_name = name
         session.peer_name_known = True
         return name
