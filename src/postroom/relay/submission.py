@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import ipaddress
 import secrets
 import ssl
@@ -101,6 +102,7 @@ _STOCK_PREFIXES = (
 _DRAIN_TIMEOUT = 10.0
 # AUTH attempts per connection: enough for a typo, too few to guess with.
 _AUTH_ATTEMPTS = 3
+_HOOK_PREFIXES = ("smtp_", "auth_", "handle_")
 
 
 class SubmissionServer:
@@ -138,7 +140,11 @@ class SubmissionServer:
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                lambda: self._new_session(loop), host, port
+                lambda: self._new_session(loop),
+                host,
+                port,
+                # Acceptor processes share the port (see relay.acceptors).
+                reuse_port=self._config.submission.processes > 1 or None,
             )
         except OSError as exc:
             problem = f"submission.listen: cannot listen on {host}:{port}: {exc}"
@@ -233,6 +239,9 @@ class _Protocol(SMTP):
         self._sessions = sessions
         self.idle = asyncio.Event()
         self.idle.set()
+
+    def __dir__(self) -> list[str]:
+        return _hook_names(type(self))
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
@@ -334,6 +343,9 @@ class _Prepared:
 
 class _Handler:
     """aiosmtpd hooks: who may relay, what is stored, what is answered."""
+
+    def __dir__(self) -> list[str]:
+        return _hook_names(type(self))
 
     def __init__(
         self,
@@ -569,6 +581,32 @@ class _Handler:
             # The message is stored and answered; a worker that was not
             # woken finds it on its next poll.
             _log.exception("submission.wake_failed")
+
+
+# aiosmtpd reads the EHLO hook's signature for every connection, to tell
+# its two forms apart; a signature given to the function is read instead of
+# being worked out each time.
+setattr(  # noqa: B010 -- mypy knows no __signature__ on functions
+    _Handler.handle_EHLO, "__signature__", inspect.signature(_Handler.handle_EHLO)
+)
+
+
+def _hook_names(cls: type) -> list[str]:
+    """The names aiosmtpd looks for on a protocol and its handler.
+
+    aiosmtpd finds commands, AUTH mechanisms and hooks by walking ``dir()``
+    of both objects for every new connection, fetching every attribute on
+    the way; answering with only these names, worked out once per class,
+    spares each connection most of that work.
+    """
+    names = _HOOK_NAMES.get(cls)
+    if names is None:
+        names = [name for name in dir(cls) if name.startswith(_HOOK_PREFIXES)]
+        _HOOK_NAMES[cls] = names
+    return list(names)
+
+
+_HOOK_NAMES: dict[type, list[str]] = {}
 
 
 def _protocol_name(session: _Session) -> str:
