@@ -348,6 +348,36 @@ class PeakSampler:
                 return
 
 
+class Profiler:
+    """py-spy (a development tool: ``pip install py-spy``) sampling a
+    postroom daemon for the length of one run, stacks saved in raw form."""
+
+    def __init__(self, relay: Relay, out: Path | None) -> None:
+        self._out = out if isinstance(relay, Postroom) else None
+        self._pid = relay.pid
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profiler:
+        if self._out is not None:
+            spy = Path(sys.executable).with_name("py-spy")
+            self._process = subprocess.Popen(
+                [
+                    str(spy), "record", "--pid", str(self._pid), "--rate", "250",
+                    "--format", "raw", "--threads", "--nonblocking", "--subprocesses",
+                    "--output", str(self._out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(0.5)  # let it attach before the first message
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGINT)
+            self._process.wait(30)
+
+
 @dataclass
 class Result:
     accept: float
@@ -355,9 +385,11 @@ class Result:
     peak_mb: float | None
 
 
-def run(relay: Relay, sink: Sink, count: int, size: int) -> Result:
+def run(
+    relay: Relay, sink: Sink, count: int, size: int, profile: Path | None = None
+) -> Result:
     base = sink.count
-    with PeakSampler(relay.pid) as sampler:
+    with PeakSampler(relay.pid) as sampler, Profiler(relay, profile):
         started = time.monotonic()
         subprocess.run(
             [
@@ -448,6 +480,13 @@ def main() -> None:
         metavar="YAML",
         help="extra postroom config, e.g. --set '{delivery: {concurrency: 50}}'",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
+        help="sample each postroom run with py-spy into PREFIX-NAME-SIZE-REP.txt",
+    )
     args = parser.parse_args()
     check_tools()
     count = args.messages or (1000 if args.quick else 5000)
@@ -484,7 +523,12 @@ def main() -> None:
                 for relay in relays:
                     relay.start()
                     try:
-                        result = run(relay, sink, count, size)
+                        out = None
+                        if args.profile is not None:
+                            out = Path(
+                                f"{args.profile}-{relay.name}-{size}-{rep + 1}.txt"
+                            )
+                        result = run(relay, sink, count, size, out)
                     finally:
                         relay.stop()
                     rows[relay.name, size].results.append(result)

@@ -105,11 +105,14 @@ def main() -> None:
 
 @main.command()
 @config_option
-def serve(config_path: Path | None) -> None:
+@click.option("--acceptor", "wake_port", type=int, default=None, hidden=True)
+def serve(config_path: Path | None, wake_port: int | None) -> None:
     """Run the relay until SIGTERM or SIGINT."""
     from postroom.app import Relay
+    from postroom.relay import acceptors
 
-    config = _load(config_path)
+    # An acceptor process (see relay.acceptors) is given its configuration.
+    config = acceptors.read_config() if wake_port is not None else _load(config_path)
     logsetup.configure(config.logging.level, config.logging.format)
     runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     try:
@@ -118,6 +121,9 @@ def serve(config_path: Path | None) -> None:
         pass
     else:
         runner = uvloop.run
+    if wake_port is not None:
+        runner(acceptors.run_acceptor(config, wake_port))
+        return
     try:
         runner(Relay(config).serve_forever())
     except ConfigError as exc:
