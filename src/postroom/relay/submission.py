@@ -24,6 +24,8 @@ import secrets
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any, AnyStr
 
 import structlog
@@ -257,6 +259,23 @@ class _Protocol(SMTP):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The address of MAIL FROM or RCPT TO and what follows it; None for
+        # both when it does not parse. aiosmtpd's own declares a class on
+        # every call; this reads the address with the same parser.
+        if not arg:
+            return "", ""
+        read = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
+        try:
+            token, rest = read(arg)
+        except HeaderParseError:
+            return None, None
+        address: str = token.addr_spec
+        limit = self.local_part_limit
+        if limit and len(address.rpartition("@")[0]) > limit:
+            return None, None
+        return address, rest
 
     async def smtp_DATA(self, arg: str) -> None:
         # Between DATA and its final reply a transaction is in progress;
