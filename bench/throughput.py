@@ -228,13 +228,21 @@ class Postroom(Relay):
     """``postroom serve`` with a fresh data directory."""
 
     def __init__(
-        self, sink: Sink, root: Path, *, dkim: bool, extra: dict[str, object]
+        self,
+        sink: Sink,
+        root: Path,
+        *,
+        dkim: bool,
+        extra: dict[str, object],
+        name: str | None = None,
+        source: Path | None = None,
     ) -> None:
-        self.name = "postroom+dkim" if dkim else "postroom"
+        self.name = name or ("postroom+dkim" if dkim else "postroom")
         self._sink = sink
         self._root = root
         self._dkim = dkim
         self._extra = extra
+        self._source = source
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -275,11 +283,15 @@ class Postroom(Relay):
                 config[section] = values
         config_file = root / "postroom.yaml"
         config_file.write_text(yaml.safe_dump(config))
+        env = dict(os.environ)
+        if self._source is not None:
+            env["PYTHONPATH"] = str(self._source)
         with (root / "postroom.log").open("wb") as log:
             self._process = subprocess.Popen(
                 [str(POSTROOM), "serve", "--config", str(config_file)],
                 stdout=log,
                 stderr=log,
+                env=env,
             )
         wait_for_port(self.port, self._process)
         self.pid = self._process.pid
@@ -318,6 +330,17 @@ def peak_kb(pid: int) -> int:
                 if line.startswith("VmHWM:"):
                     total += int(line.split()[1])
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used by ``pid``'s process tree so far, reaped children too."""
+    ticks = 0
+    for member in tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2]
+            utime, stime, cutime, cstime = fields.split()[11:15]
+            ticks += int(utime) + int(stime) + int(cutime) + int(cstime)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PeakSampler:
@@ -383,12 +406,14 @@ class Result:
     accept: float
     end_to_end: float | None
     peak_mb: float | None
+    cpu_ms: float | None  # CPU time of the relay's processes per message
 
 
 def run(
     relay: Relay, sink: Sink, count: int, size: int, profile: Path | None = None
 ) -> Result:
     base = sink.count
+    cpu_before = cpu_seconds(relay.pid) if relay.pid is not None else 0.0
     with PeakSampler(relay.pid) as sampler, Profiler(relay, profile):
         started = time.monotonic()
         subprocess.run(
@@ -402,10 +427,14 @@ def run(
         accepted = time.monotonic()
         arrived = sink.wait_for(base + count, timeout=max(120.0, count / 10))
     peak = sampler.peak_kb / 1024 if relay.pid is not None else None
+    cpu = None
+    if relay.pid is not None:
+        cpu = (cpu_seconds(relay.pid) - cpu_before) * 1000 / count
     return Result(
         accept=count / (accepted - started),
         end_to_end=None if arrived is None else count / (arrived - started),
         peak_mb=peak,
+        cpu_ms=cpu,
     )
 
 
@@ -441,6 +470,9 @@ class Row:
         )
         if e2e is None:
             text += " (some messages never reached the sink)"
+        cpu = self.median("cpu_ms")
+        if cpu is not None:
+            text += f"  cpu {cpu:4.1f} ms/msg"
         if peaks:
             text += f"  peak {max(peaks):5.0f} MB"
         return text + f"  [runs accept/e2e: {each}]"
@@ -481,6 +513,21 @@ def main() -> None:
         help="extra postroom config, e.g. --set '{delivery: {concurrency: 50}}'",
     )
     parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=YAML",
+        help="one more postroom row with this extra config (for A/B runs)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="SRC",
+        help="one more postroom row running the package found in SRC "
+        "(e.g. an older checkout's src/), to compare versions in one run",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -512,6 +559,28 @@ def main() -> None:
             Postroom(sink, tmp / "postroom-dkim", dkim=True, extra=extra),
         ]
         relays = [relay for relay in relays if relay.name in only]
+        if args.baseline is not None:
+            relays.append(
+                Postroom(
+                    sink,
+                    tmp / "baseline",
+                    dkim=False,
+                    extra=extra,
+                    name="baseline",
+                    source=args.baseline.resolve(),
+                )
+            )
+        for variant in args.variant:
+            name, _, text = variant.partition("=")
+            relays.append(
+                Postroom(
+                    sink,
+                    tmp / name,
+                    dkim=False,
+                    extra={**extra, **yaml.safe_load(text)},
+                    name=name,
+                )
+            )
         rows = {(r.name, size): Row(r.name, size) for size in sizes for r in relays}
         print(
             f"{count} messages a run, {SESSIONS} sessions, {reps} repetition(s),"
@@ -535,7 +604,8 @@ def main() -> None:
                     print(
                         f"  rep {rep + 1} {relay.name:<14} {size // 1024:>3} KB:"
                         f" accept {result.accept:6.0f}/s end-to-end "
-                        f"{result.end_to_end or 0:6.0f}/s",
+                        f"{result.end_to_end or 0:6.0f}/s"
+                        f" cpu {result.cpu_ms or 0:.1f} ms/msg",
                         file=sys.stderr,
                         flush=True,
                     )
