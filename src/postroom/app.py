@@ -17,6 +17,7 @@ from postroom.config import Config
 from postroom.lockfile import DataDirLock
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
+from postroom.relay.acceptors import AcceptorPool
 from postroom.relay.inbound import InboundServer
 from postroom.relay.stamp import build_stamper
 from postroom.relay.submission import SubmissionServer
@@ -39,6 +40,7 @@ class Relay:
     inbound: InboundServer | None = None
     web: WebServer | None = None  # while unsubscribe or the results pages are on
     webhooks: WebhookSender | None = None  # while webhooks are configured
+    acceptors: AcceptorPool | None = None  # while submission.processes > 1
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -83,6 +85,10 @@ class Relay:
             self.config, self.store, self.clock, on_accept=self.engine.wake
         )
         await self.submission.start()
+        extra = self.config.submission.processes - 1
+        if extra:
+            self.acceptors = AcceptorPool(self.config, extra, self.engine.wake)
+            await self.acceptors.start(self.submission.port)
         if self.config.inbound.bounce_domain is not None:
             self.inbound = InboundServer(
                 self.config, self.store, self.clock, on_enqueue=self.engine.wake
@@ -109,6 +115,8 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight deliveries finish, close the store."""
+        if self.acceptors is not None:
+            await self.acceptors.stop()
         await self.submission.stop()
         if self.inbound is not None:
             await self.inbound.stop()

@@ -11,7 +11,7 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,18 +58,27 @@ def main() -> None:
 
 @main.command()
 @config_option
-def serve(config_path: Path | None) -> None:
+@click.option("--acceptor", "wake_port", type=int, default=None, hidden=True)
+def serve(config_path: Path | None, wake_port: int | None) -> None:
     """Run the relay until SIGTERM or SIGINT."""
     from postroom.app import Relay
+    from postroom.relay import acceptors
 
-    config = load_or_exit(config_path)
+    # An acceptor process (see relay.acceptors) is given its configuration.
+    config = (
+        acceptors.read_config() if wake_port is not None else load_or_exit(config_path)
+    )
     logsetup.configure(config.logging.level, config.logging.format)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     try:
-        import uvloop  # type: ignore[import-not-found]  # optional speed-up
+        import uvloop  # a dependency wherever it builds (not on Windows)
     except ImportError:
-        runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
+        pass
     else:
         runner = uvloop.run
+    if wake_port is not None:
+        runner(acceptors.run_acceptor(config, wake_port))
+        return
     try:
         runner(Relay(config).serve_forever())
     except ConfigError as exc:

@@ -64,6 +64,7 @@ class Connection:
     open: bool = True
     tls: bool = False
     transactions: int = 0
+    resets: int = 0
 
 
 @dataclass
@@ -190,6 +191,12 @@ class _Handler:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
+
+    async def handle_RSET(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.connection.resets += 1
+        return "250 2.0.0 Ok"
 
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope

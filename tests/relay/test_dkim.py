@@ -194,19 +194,43 @@ def test_the_body_is_hashed_once_per_message(
     key = published(dns_server, "example.org", "rsa-sha256")
     signer = DkimSigner([key], ManualClock())
     calls: list[bytes] = []
-    canonicalize = postroom_dkim._POLICY.canonicalize_body
+    canonicalize = postroom_dkim.relaxed_body
 
     def counting(body: bytes) -> bytes:
         calls.append(body)
         return canonicalize(body)
 
-    monkeypatch.setattr(postroom_dkim._POLICY, "canonicalize_body", counting)
+    monkeypatch.setattr(postroom_dkim, "relaxed_body", counting)
     raw = invitation()
 
     copies = [signer.sign(stamped(raw), body_key="q1") for _ in range(3)]
 
     assert len(calls) == 1
     assert all(verify(copy) for copy in copies)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\r\n",
+        b"line\r\n",
+        b"line\r\n\r\n\r\n",
+        b"two words\r\nand more\r\n",
+        b"two  spaces\r\n",
+        b"trailing \r\n",
+        b"a\ttab\r\n",
+        b"no line end",
+        b"line\r\n \r\n\r\n",
+        b"bare\nfeed\r\n",
+        b"bare\rreturn\r\n",
+        b"last line \r\n\r\n",
+    ],
+)
+def test_relaxed_body_matches_dkimpy(body: bytes) -> None:
+    expected = postroom_dkim._POLICY.canonicalize_body(body)
+
+    assert postroom_dkim.relaxed_body(body) == expected
 
 
 def test_the_signature_time_comes_from_the_clock(dns_server: DnsServer) -> None:

@@ -262,6 +262,19 @@ async def test_idle_connection_is_reused_for_the_next_recipient(
     assert len(sink.messages) == 2
 
 
+async def test_reused_connection_is_reset_only_after_a_refused_transaction(
+    courier: Courier, sink: Sink
+) -> None:
+    port = await sink.listen()
+
+    for rcpt in ("ok@example.net", "ok@example.net", "nouser@example.net"):
+        await courier.deliver([_hop(port)], "a@x.org", rcpt, RAW)
+    resets_before_refusal_cleared = sink.connections[0].resets
+    await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+
+    assert (resets_before_refusal_cleared, sink.connections[0].resets) == (0, 1)
+
+
 async def test_idle_connection_closed_by_server_is_replaced(
     courier: Courier, sink: Sink
 ) -> None:

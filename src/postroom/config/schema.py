@@ -140,6 +140,8 @@ class SubmissionConfig(_Section):
     max_message_size: Size = 25_000_000
     max_recipients: int = Field(default=1000, ge=1)
     timeout: Duration = timedelta(minutes=5)
+    # Processes accepting on ``listen`` (SO_REUSEPORT); see relay.acceptors.
+    processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("trusted_networks")
     @classmethod

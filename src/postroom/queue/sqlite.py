@@ -317,7 +317,8 @@ class SqliteStore(Store):
 
     async def accept(self, message: NewMessage, now: datetime) -> Accepted:
         accepted = await self._write(partial(sql.accept, message=message, now=now))
-        log.info(
+        # Debug: the listener that called logs each acceptance at info.
+        log.debug(
             "queue.accepted",
             queue_id=accepted.queue_id,
             campaign=message.campaign,

@@ -61,6 +61,11 @@ class HeaderField:
 
 def normalize_line_endings(data: bytes) -> bytes:
     """``data`` with every line ending, bare CR and bare LF as well, made CRLF."""
+    # Nearly every client sends CRLF already; counting is much cheaper than
+    # rewriting the whole message to find that out.
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
+        return data
     return _LINE_ENDING.sub(b"\r\n", data)
 
 

@@ -14,7 +14,8 @@ encryption to plain text. When the STARTTLS step itself fails, the host
 is tried once more in plain text.
 
 A finished session is kept open and idle for a while per (host, port) and
-reused for the next recipient there, after RSET (RFC 5321 section 4.1.1.5).
+reused for the next recipient there, after RSET (RFC 5321 section 4.1.1.5)
+when the transaction before was refused.
 A kept session that turns out to be dead is discarded and the attempt
 made once more on a fresh one.
 
@@ -87,6 +88,9 @@ class _Session:
         self.key = key
         self.smtp = smtp
         self.transactions = 0
+        # Whether the server holds no transaction state: true after the
+        # greeting and after a message was answered at the end of its data.
+        self.clean = True
         self.expiry: asyncio.TimerHandle | None = None
 
 
@@ -225,14 +229,19 @@ class Courier:
             )
         options = self._mail_options(smtp, host, raw, international=international)
         try:
-            if reused:
+            # RFC 5321 section 4.1.1.4: the reply to the end of the data
+            # ends the transaction, so MAIL may follow at once; RSET only
+            # after a transaction that was refused or cut short.
+            if not session.clean:
                 await smtp.rset()
+            session.clean = False
             await smtp.mail(mail_from, options=options, encoding="utf-8")
             opening = False
             await smtp.rcpt(rcpt, encoding="utf-8")
             # aiosmtplib turns bare CR and LF into CRLF, ends the data with
             # CRLF and doubles leading dots (RFC 5321 section 4.5.2).
             response = await smtp.data(raw)
+            session.clean = True
         except aiosmtplib.SMTPResponseException as exc:
             if reused and opening and (exc.code == 421 or not smtp.is_connected):
                 smtp.close()
@@ -304,7 +313,7 @@ class Courier:
     def _release(self, session: _Session) -> None:
         if not session.smtp.is_connected:
             return
-        # Counted for refused transactions too: the next one begins with RSET.
+        # Counted for refused transactions too.
         session.transactions += 1
         loop = asyncio.get_running_loop()
         session.expiry = loop.call_later(self._idle_timeout, self._expire, session)

@@ -19,12 +19,15 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import inspect
 import ipaddress
+import random
 import secrets
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any, AnyStr
 
 import structlog
@@ -38,6 +41,7 @@ from postroom.queue.models import NewMessage, NewRecipient
 from postroom.queue.store import Store
 from postroom.relay import message as msg
 from postroom.relay.passwords import hash_password, verify_password
+from postroom.relay.peernames import PeerNames
 
 _log = structlog.get_logger()
 
@@ -128,9 +132,6 @@ _STOCK_PREFIXES = (
     ("502 Could not VRFY ", "501 5.1.3 Bad address syntax"),
 )
 
-# A reverse lookup that has not answered by then is left out of the
-# Received field rather than holding up the reply to DATA.
-_RDNS_TIMEOUT = 2.0
 # Up to this long, stop() lets transactions in DATA finish, so a client is
 # not cut off between a durable commit and its 250; and as long again for
 # commits whose client was cut off.
@@ -142,6 +143,7 @@ _AUTH_FAILURES = 3
 # AUTH commands per connection, whatever their outcome: a backstop for
 # clients that send AUTH without ever getting to a credential.
 _AUTH_COMMANDS = 10
+_HOOK_PREFIXES = ("smtp_", "auth_", "handle_")
 
 
 class SubmissionServer:
@@ -179,7 +181,11 @@ class SubmissionServer:
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                lambda: self._new_session(loop), host, port
+                lambda: self._new_session(loop),
+                host,
+                port,
+                # Acceptor processes share the port (see relay.acceptors).
+                reuse_port=self._config.submission.processes > 1 or None,
             )
         except OSError as exc:
             problem = f"submission.listen: cannot listen on {host}:{port}: {exc}"
@@ -282,6 +288,9 @@ class _Protocol(SMTP):
         self.idle = asyncio.Event()
         self.idle.set()
 
+    def __dir__(self) -> list[str]:
+        return _hook_names(type(self))
+
     def _create_session(self) -> Session:
         return _Session(self.loop)
 
@@ -296,6 +305,23 @@ class _Protocol(SMTP):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The address of MAIL FROM or RCPT TO and what follows it; None for
+        # both when it does not parse. aiosmtpd's own declares a class on
+        # every call; this reads the address with the same parser.
+        if not arg:
+            return "", ""
+        read = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
+        try:
+            token, rest = read(arg)
+        except HeaderParseError:
+            return None, None
+        address: str = token.addr_spec
+        limit = self.local_part_limit
+        if limit and len(address.rpartition("@")[0]) > limit:
+            return None, None
+        return address, rest
 
     async def smtp_DATA(self, arg: str) -> None:
         # Between DATA and its final reply a transaction is in progress;
@@ -402,6 +428,9 @@ class _Prepared:
 class _Handler:
     """aiosmtpd hooks: who may relay, what is stored, what is answered."""
 
+    def __dir__(self) -> list[str]:
+        return _hook_names(type(self))
+
     def __init__(
         self,
         config: Config,
@@ -425,6 +454,7 @@ class _Handler:
         # whether or not the name exists.
         self._decoy_hash = hash_password(secrets.token_hex(16))
         self._committing: set[asyncio.Task[Any]] = set()
+        self._peer_names = PeerNames()
 
     # -- aiosmtpd hooks ----------------------------------------------------
 
@@ -583,7 +613,9 @@ class _Handler:
 
         recipients = tuple(envelope.rcpt_tos)
         names = msg.display_names(fields, recipients)
-        transaction_id = secrets.token_hex(8)
+        # Only tells transactions apart in the trace field; no secret, so no
+        # system call (which gives other threads the interpreter lock).
+        transaction_id = f"{random.getrandbits(64):016x}"
         received = msg.received_header(
             helo=session.host_name or "",
             peer_ip=session.peer_ip,
@@ -646,14 +678,7 @@ class _Handler:
     async def _peer_name(self, session: _Session) -> str | None:
         if session.peer_name_known:
             return session.peer_name
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(_RDNS_TIMEOUT):
-                name, _ = await loop.getnameinfo(
-                    (session.peer_ip, 0), socket.NI_NAMEREQD
-                )
-        except (OSError, TimeoutError, UnicodeError):
-            name = None
+        name = await self._peer_names.name(session.peer_ip)
         session.peer_name = name
         session.peer_name_known = True
         return name
@@ -676,6 +701,32 @@ class _Handler:
             # The message is stored and answered; a worker that was not
             # woken finds it on its next poll.
             _log.exception("submission.wake_failed")
+
+
+# aiosmtpd reads the EHLO hook's signature for every connection, to tell
+# its two forms apart; a signature given to the function is read instead of
+# being worked out each time.
+setattr(  # noqa: B010 -- mypy knows no __signature__ on functions
+    _Handler.handle_EHLO, "__signature__", inspect.signature(_Handler.handle_EHLO)
+)
+
+
+def _hook_names(cls: type) -> list[str]:
+    """The names aiosmtpd looks for on a protocol and its handler.
+
+    aiosmtpd finds commands, AUTH mechanisms and hooks by walking ``dir()``
+    of both objects for every new connection, fetching every attribute on
+    the way; answering with only these names, worked out once per class,
+    spares each connection most of that work.
+    """
+    names = _HOOK_NAMES.get(cls)
+    if names is None:
+        names = [name for name in dir(cls) if name.startswith(_HOOK_PREFIXES)]
+        _HOOK_NAMES[cls] = names
+    return list(names)
+
+
+_HOOK_NAMES: dict[type, list[str]] = {}
 
 
 def _protocol_name(session: _Session) -> str:
