@@ -42,17 +42,23 @@ class TokenSigner:
         if recipient_id < 0:
             raise ValueError("recipient ids are not negative")
         body = recipient_id.to_bytes(_width(recipient_id), "big")
-        raw = bytes([len(body)]) + body + self._tag(body)
-        return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+        return _spell(bytes([len(body)]) + body + self._tag(body))
 
     def check(self, token: str) -> int:
-        """The recipient id a genuine token names; `BadToken` otherwise."""
+        """The recipient id a genuine token names; `BadToken` otherwise.
+
+        Only the one spelling `mint` writes is genuine: base32 leaves unused
+        bits in its last character, and a token that differs there is
+        refused like any other altered token.
+        """
         text = token.strip().upper()
         try:
             raw = base64.b32decode(text + "=" * (-len(text) % 8))
         except (binascii.Error, ValueError):
             raise BadToken("not a token") from None
         if not raw or len(raw) != 1 + raw[0] + TAG_BYTES or raw[0] > 8:
+            raise BadToken("not a token")
+        if _spell(raw) != text.lower():
             raise BadToken("not a token")
         body, tag = raw[1 : 1 + raw[0]], raw[1 + raw[0] :]
         if not hmac.compare_digest(tag, self._tag(body)):
@@ -62,6 +68,10 @@ class TokenSigner:
     def _tag(self, body: bytes) -> bytes:
         digest = hmac.new(self._key, self._purpose + b"\0" + body, hashlib.sha256)
         return digest.digest()[:TAG_BYTES]
+
+
+def _spell(raw: bytes) -> str:
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
 def _width(number: int) -> int:
