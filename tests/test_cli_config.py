@@ -74,3 +74,17 @@ def test_a_busy_listen_address_names_the_config_file_and_key(tmp_path: Path) -> 
     assert result.returncode == 2
     assert f"configuration error in {config}" in result.stderr
     assert "submission.listen: cannot listen on" in result.stderr
+
+
+def test_config_check_opens_the_dkim_key_files_it_names(tmp_path: Path) -> None:
+    config = tmp_path / "postroom.yaml"
+    config.write_text(
+        "dkim:\n  - {domain: example.org, selector: s1, key: "
+        f"{tmp_path / 'missing.key'}}}\n"
+    )
+
+    result = run("config", "check", "--config", str(config))
+
+    assert result.returncode == 2
+    assert "dkim.0.key" in result.stderr
+    assert "cannot read the key file" in result.stderr

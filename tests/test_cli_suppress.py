@@ -156,3 +156,14 @@ def test_dsn_parse_without_json_prints_each_recipient(tmp_path: Path) -> None:
 
     assert output.splitlines()[0].startswith(f"{copy}: dsn")
     assert "failed  550 5.1.1  unknown_user (hard)" in output
+
+
+def test_add_refuses_what_is_not_an_address(config_file: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["suppress", "add", "--campaign", "c", "--config", str(config_file),
+         "ok@example.net", "not an address"],
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert "'not an address' is not an address" in result.output

@@ -109,9 +109,18 @@ def config_group() -> None:
 @config_group.command("check")
 @config_option
 def config_check(config_path: Path | None) -> None:
-    """Validate the configuration file; exit 2 naming every broken key."""
+    """Validate the configuration file and the key files it names; exit 2
+    naming every broken key."""
+    from postroom.relay.dkim_keys import load_keys
+    from postroom.relay.submission import tls_context
+
     path = find_config(config_path)
-    load_or_exit(config_path)
+    config = load_or_exit(config_path)
+    try:
+        load_keys(config.dkim)
+        tls_context(config.submission.tls)
+    except ConfigError as exc:
+        fail_config(exc, path)
     click.echo(f"ok: {path or 'embedded default'}")
 
 

@@ -24,6 +24,7 @@ from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_st
 from postroom.clock import SystemClock
 from postroom.queue.models import Suppression
 from postroom.queue.store import GLOBAL_SCOPE, Store
+from postroom.relay.message import is_mailbox
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,8 +94,17 @@ def suppress_add(
     config = load_or_exit(config_path)
     scope = _scope(campaign, everywhere, required=True)
     assert scope is not None
+    bad = [address for address in addresses if not is_mailbox(address.strip())]
+    if bad:
+        # The same check as import, so an export always imports again.
+        raise click.BadParameter(
+            ", ".join(repr(address) for address in bad) + " is not an address",
+            param_hint="ADDRESSES",
+        )
     now = SystemClock().now()
-    entries = [Suppression(scope, address, reason, now) for address in addresses]
+    entries = [
+        Suppression(scope, address.strip(), reason, now) for address in addresses
+    ]
     added = with_store(lambda store: store.suppress_many(entries), config, create=True)
     click.echo(f"{added} address(es) added to {scope}")
 
@@ -190,7 +200,7 @@ def _read_entries(
         if number == 1 and row[0].strip().lower() in ("address", "email address"):
             continue  # a header line
         address = row[0].strip()
-        if "@" not in address:
+        if not is_mailbox(address):
             raise click.ClickException(f"line {number}: {address!r} is no address")
         scope = (row[1].strip() if len(row) > 1 else "") or default_scope
         if scope is None:

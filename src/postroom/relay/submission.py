@@ -158,7 +158,7 @@ class SubmissionServer:
     ) -> None:
         """Prepare the listener; `ConfigError` when TLS files are unusable."""
         self._config = config
-        self._tls = _tls_context(config.submission.tls)
+        self._tls = tls_context(config.submission.tls)
         self._handler = _Handler(config, store, clock, on_accept)
         self._server: asyncio.Server | None = None
         self._sessions: set[_Protocol] = set()
@@ -752,7 +752,7 @@ def _enhanced(reply: str) -> str:
     return reply
 
 
-def _tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
+def tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
     """A server context from the configured files; None when TLS is off."""
     if tls.cert is None or tls.key is None:
         return None
