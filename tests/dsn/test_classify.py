@@ -12,6 +12,14 @@ from postroom.dsn.status import EnhancedStatus
         (556, "5.1.10", "Recipient address has null MX", Category.UNKNOWN_DOMAIN, True),
         (550, "5.1.6", "Mailbox has moved", Category.MAILBOX_GONE, True),
         (552, "5.2.2", "Mailbox full", Category.MAILBOX_FULL, False),
+        # What the delivery code records when no server answered at all.
+        (
+            None,
+            None,
+            "[Errno 111] Connect call failed ('192.0.2.1', 25)",
+            Category.NETWORK,
+            False,
+        ),
         (
             550,
             "5.7.1",

@@ -351,7 +351,7 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|network (?:is )?unreachable|could not connect|unable to connect"
         r"|lost connection|name server|host not reachable|mail loop"
         r"|loops back|routing loop|network error|requests to connect"
-        r"|establish an smtp connection|socket error",
+        r"|establish an smtp connection|socket error|connect call failed",
         Category.NETWORK,
         None,
     ),
