@@ -24,7 +24,7 @@ from postroom.app import Relay
 from postroom.cli import main
 from postroom.clock import ManualClock
 from postroom.config import parse_config
-from postroom.queue.models import State
+from postroom.queue.models import NewInboundReport, State
 from postroom.relay.inbound import InboundServer
 from postroom.relay.verp import RCPT_HEADER
 from postroom.tokens import TokenSigner
@@ -471,3 +471,29 @@ async def test_a_report_whose_return_path_is_not_utf8_is_still_kept(
     assert codes[-3:] == ["354", "250", "221"]
     [report] = await running.store.inbound_reports()
     assert report.mail_from == "\ufffd@example.com"
+
+
+async def test_a_report_kept_before_a_crash_is_acted_on_at_the_next_start(
+    relay: tuple[Relay, Path], sink: Sink, clock: ManualClock
+) -> None:
+    running, config_file = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    # As if the daemon died between keeping the report (and answering 250)
+    # and acting on it: the report is stored, still pending.
+    await running.store.add_inbound(
+        NewInboundReport("192.0.2.7", "", (copy.mail_from,), dsn(copy.mail_from, copy)),
+        clock.now(),
+    )
+    await running.stop()
+
+    restarted = Relay(parse_config(config_file.read_text()), clock=clock)
+    await restarted.start()
+    try:
+        row = await recipient(restarted, "ok@example.net")
+        [report] = await restarted.store.inbound_reports()
+    finally:
+        await restarted.stop()
+    await running.start()  # for the fixture to stop
+
+    assert row.state is State.BOUNCED
+    assert (report.outcome, report.recipient_id) == ("bounced", row.id)

@@ -16,16 +16,17 @@ the sender tries again. A failure while acting on a kept message is
 logged and leaves the message ``pending``; it is still answered 250,
 since the sender can do nothing better than we can with it.
 
-TODO: kept messages left ``pending`` (by a crash or a bug while acting on
-them) are not acted on again at start-up; their bounces are lost until
-someone reads them from the ``inbound_reports`` table.
+Kept messages left ``pending`` by a crash between the 250 and the end of
+acting on them are acted on again when the listener next starts, so a
+bounce answered 250 is never lost; a report can therefore be acted on
+twice (at least once, like delivery).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -95,6 +96,7 @@ class InboundServer:
             on_enqueue=self._on_enqueue,
         )
         self._handler = _Handler(self._config, self._store, self._clock, handler)
+        await self._handle_pending()
         host, port = split_hostport(self._config.inbound.listen)
         loop = asyncio.get_running_loop()
         try:
@@ -108,6 +110,18 @@ class InboundServer:
             port=self.port,
             bounce_domain=self._config.inbound.bounce_domain,
         )
+
+    async def _handle_pending(self) -> None:
+        """Act on the reports a crash left kept but not acted on."""
+        assert self._handler is not None
+        for report in await self._store.inbound_reports(outcome="pending"):
+            try:
+                raw = await self._store.load_inbound_raw(report.id)
+                await self._handler.act(report.id, report.peer, report.rcpts, raw)
+            except Exception:
+                _log.exception("inbound.handle_failed", report_id=report.id)
+            else:
+                _log.info("inbound.pending_handled", report_id=report.id)
 
     async def stop(self) -> None:
         """Stop listening and close every session."""
@@ -239,11 +253,17 @@ class _Handler:
             return _REPLY_STORAGE
 
         try:
-            routes = [r for r in map(self.route, envelope.rcpt_tos) if r is not None]
-            await self._reports.handle(report_id, peer, routes, raw)
+            await self.act(report_id, peer, envelope.rcpt_tos, raw)
         except Exception:
             _log.exception("inbound.handle_failed", report_id=report_id)
         return f"250 2.0.0 Ok: kept as report {report_id}"
+
+    async def act(
+        self, report_id: int, peer: str, rcpts: Iterable[str], raw: bytes
+    ) -> None:
+        """Act on a kept report sent to ``rcpts``."""
+        routes = [r for r in map(self.route, rcpts) if r is not None]
+        await self._reports.handle(report_id, peer, routes, raw)
 
     async def handle_exception(self, error: Exception) -> str:
         _log.exception("inbound.error", error=type(error).__name__)
