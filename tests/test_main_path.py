@@ -151,7 +151,7 @@ async def test_one_invitation_is_delivered_deferred_and_bounced_with_its_codes(
     assert attempt.text.count("5.1.1") == 2  # both lines of the reply are kept
 
 
-async def test_a_deferred_recipient_is_retried_on_schedule_and_given_up_at_four_and_a_half_days(  # noqa: E501
+async def test_a_deferral_is_retried_on_schedule_and_given_up_after_4_5_days(
     relay: tuple[Relay, Path], clock: ManualClock
 ) -> None:
     running, config_file = relay

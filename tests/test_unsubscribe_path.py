@@ -136,7 +136,7 @@ def local_url(relay: Relay, url: str) -> str:
     return f"http://127.0.0.1:{relay.web.port}{path}"
 
 
-async def test_a_delivered_copy_carries_both_unsubscribe_headers_under_a_valid_signature(  # noqa: E501
+async def test_a_copy_carries_both_unsubscribe_headers_under_a_valid_signature(
     relay: Relay, sink: Sink, dns_server: DnsServer
 ) -> None:
     raw = await deliver(relay, sink, invitation())
