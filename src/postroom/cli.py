@@ -388,9 +388,11 @@ def split_name(display_name: str) -> tuple[str, str]:
 from postroom.blacklist_monitor.cli import blacklist  # noqa: E402
 from postroom.cli_db import db_group  # noqa: E402
 from postroom.cli_dsn import dsn_group  # noqa: E402
+from postroom.cli_inbound import inbound_group  # noqa: E402
 from postroom.cli_suppress import suppress  # noqa: E402
 
 main.add_command(blacklist)
 main.add_command(suppress)
 main.add_command(dsn_group)
 main.add_command(db_group)
+main.add_command(inbound_group)

@@ -147,3 +147,15 @@ async def test_old_inbound_reports_are_purged_with_the_records(
 
     assert counts.bounces == 1
     assert await store.inbound_reports() == []
+
+
+async def test_one_kept_report_can_be_read_by_its_id(
+    store: Store, clock: ManualClock
+) -> None:
+    first = await store.add_inbound(REPORT, clock.now())
+    second = await store.add_inbound(REPORT, clock.now())
+
+    [found] = await store.inbound_reports(report_id=second)
+
+    assert found.id == second != first
+    assert await store.inbound_reports(report_id=second + 100) == []

@@ -360,10 +360,18 @@ class PostgresStore(Store):
         )
 
     async def inbound_reports(
-        self, outcome: str | None = None, limit: int = 1000
+        self,
+        outcome: str | None = None,
+        limit: int = 1000,
+        report_id: int | None = None,
     ) -> list[InboundReport]:
         return await self._run(
-            partial(reports.inbound_reports, outcome=outcome, limit=limit)
+            partial(
+                reports.inbound_reports,
+                outcome=outcome,
+                limit=limit,
+                report_id=report_id,
+            )
         )
 
     async def load_inbound_raw(self, report_id: int) -> bytes:

@@ -209,14 +209,16 @@ async def settle_inbound(
 
 
 async def inbound_reports(
-    conn: Conn, outcome: str | None, limit: int
+    conn: Conn, outcome: str | None, limit: int, report_id: int | None
 ) -> list[InboundReport]:
     rows = await conn.fetch(
         "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"
         " recipient_id, detail FROM inbound_reports"
-        " WHERE $1::text IS NULL OR outcome = $1 ORDER BY id LIMIT $2",
+        " WHERE ($1::text IS NULL OR outcome = $1)"
+        " AND ($3::bigint IS NULL OR id = $3) ORDER BY id LIMIT $2",
         outcome,
         limit,
+        report_id,
     )
     return [
         InboundReport(

@@ -105,9 +105,9 @@ def settle_inbound(
 
 
 def inbound_reports(
-    conn: sqlite3.Connection, outcome: str | None, limit: int
+    conn: sqlite3.Connection, outcome: str | None, limit: int, report_id: int | None
 ) -> list[InboundReport]:
-    where, params = where_clause(("outcome = ?", outcome))
+    where, params = where_clause(("outcome = ?", outcome), ("id = ?", report_id))
     rows = conn.execute(
         "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"  # noqa: S608 -- only "?" placeholders are interpolated
         f" recipient_id, detail FROM inbound_reports {where} ORDER BY id LIMIT ?",

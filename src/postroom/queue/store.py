@@ -158,9 +158,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def inbound_reports(
-        self, outcome: str | None = None, limit: int = 1000
+        self,
+        outcome: str | None = None,
+        limit: int = 1000,
+        report_id: int | None = None,
     ) -> list[InboundReport]:
-        """Kept inbound messages, oldest first, optionally of one outcome."""
+        """Kept inbound messages, oldest first, optionally of one outcome or
+        only the one with ``report_id``."""
 
     @abc.abstractmethod
     async def load_inbound_raw(self, report_id: int) -> bytes:
