@@ -61,7 +61,8 @@ class Relay:
             raise
 
     async def _close_after_failed_start(self) -> None:
-        for server in (getattr(self, "submission", None), self.inbound, self.web):
+        started = (self.acceptors, getattr(self, "submission", None), self.inbound)
+        for server in (*started, self.web):
             if server is not None:
                 with contextlib.suppress(Exception):
                     await server.stop()
