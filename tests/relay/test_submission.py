@@ -28,7 +28,7 @@ import trustme
 from postroom.clock import ManualClock
 from postroom.config import Config
 from postroom.errors import ConfigError, StorageError
-from postroom.queue.models import Accepted, NewMessage
+from postroom.queue.models import Accepted, Message, NewMessage
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
 from postroom.relay.passwords import hash_password
@@ -151,6 +151,18 @@ async def read_reply(reader: asyncio.StreamReader) -> str:
             return "\n".join(lines)
 
 
+async def submit_one(
+    config: Config, clock: ManualClock, data: bytes
+) -> tuple[Message, bytes]:
+    """Submit ``data`` to ann@example.com; the stored message and its bytes."""
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", ["ann@example.com"], data
+        )
+        queue_id = queue_id_of(result["DATA"][1])
+        return await store.get_message(queue_id), await store.load_raw(queue_id)
+
+
 def queue_id_of(reply: bytes | str) -> str:
     text = reply.decode() if isinstance(reply, bytes) else reply
     match = re.search(r"queued as (\S+)", text)
@@ -233,13 +245,7 @@ async def test_an_unusable_campaign_header_falls_back_to_default_and_is_removed(
     config = make_config(tmp_path)
     data = message(extra="X-Campaign-ID: <script>alert(1)</script>\r\n")
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], data
-        )
-        queue_id = queue_id_of(result["DATA"][1])
-        stored = await store.get_message(queue_id)
-        raw = await store.load_raw(queue_id)
+    stored, raw = await submit_one(config, clock, data)
 
     assert stored.campaign == "default"
     assert b"script" not in raw
@@ -893,13 +899,7 @@ async def test_a_message_without_date_or_message_id_gets_both(
     config = make_config(tmp_path)
     data = b"From: a@example.org\r\nTo: ann@example.com\r\nSubject: bare\r\n\r\nHi.\r\n"
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], data
-        )
-        queue_id = queue_id_of(result["DATA"][1])
-        stored = await store.get_message(queue_id)
-        raw = await store.load_raw(queue_id)
+    stored, raw = await submit_one(config, clock, data)
 
     match = re.search(rb"\r\nMessage-ID: (<[0-9a-f]{32}@relay\.test>)\r\n", raw)
     assert match is not None, raw
@@ -914,13 +914,7 @@ async def test_a_message_with_date_and_message_id_keeps_them_alone(
     config = make_config(tmp_path)
     data = message(extra="date: Sun, 04 Jan 2026 10:00:00 +0100\r\n")
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], data
-        )
-        queue_id = queue_id_of(result["DATA"][1])
-        stored = await store.get_message(queue_id)
-        raw = await store.load_raw(queue_id)
+    stored, raw = await submit_one(config, clock, data)
 
     assert stored.message_id == "<m1@app.test>"
     assert raw.lower().count(b"\r\ndate:") == 1
