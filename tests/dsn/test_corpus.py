@@ -107,13 +107,7 @@ DELIBERATE: dict[str, str] = {
 NOT_YET_READ = frozenset(
     {
         "emails/lhost-exchange2007-05.eml",
-        "emails/lhost-exim-60.eml",
-        "emails/lhost-sendmail-18.eml",
-        "emails/lhost-sendmail-33.eml",
-        "emails/lhost-sendmail-36.eml",
         "emails/lhost-sendmail-56.eml",
-        "emails/lhost-x3-06.eml",
-        "emails/rhost-franceptt-10.eml",
     }
 )
 

@@ -241,3 +241,98 @@ Status: 5.0.0
 
     assert record.category is Category.MAILBOX_DISABLED
     assert record.hard is False
+
+
+def _one_group(fields: str, *, prose: str = "", top: str = "") -> bytes:
+    return (
+        "From: Mail Delivery System <mailer-daemon@mx.example.net>\n"
+        "To: sender@example.org\n"
+        f"{top}"
+        "Subject: Undelivered Mail Returned to Sender\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n'
+        "\n--b\nContent-Type: text/plain\n\n"
+        f"Your message could not be delivered.\n{prose}\n"
+        "--b\nContent-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; mx.example.net\n\n"
+        f"{fields}\n--b--\n"
+    ).encode()
+
+
+def test_the_remote_replys_own_code_beats_a_status_field_that_differs() -> None:
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\n"
+        "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.7.1 IP address blacklisted\n"
+    )
+
+    (record,) = parse(raw).records
+
+    assert record.status == "5.7.1"
+    assert record.category is Category.BLOCKED
+    assert record.hard is False
+
+
+def test_a_status_field_of_the_wrong_class_gives_way_to_the_reply() -> None:
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\n"
+        "Status: 4.5.0\nDiagnostic-Code: smtp; 550 5.5.0 Service refused\n"
+    )
+
+    (record,) = parse(raw).records
+
+    assert (record.reply_code, record.status) == ("550", "5.5.0")
+
+
+def test_a_generic_code_in_the_reply_leaves_a_specific_status_field() -> None:
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\n"
+        "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.0.0 User unknown\n"
+    )
+
+    (record,) = parse(raw).records
+
+    assert record.status == "5.1.1"
+    assert record.hard is True
+
+
+def test_a_program_exit_status_gives_way_to_the_transcripts_code() -> None:
+    transcript = (
+        "\n----- The following addresses had permanent fatal errors -----\n"
+        '"|/usr/local/bin/deliver"\n    (expanded from: <ann@example.net>)\n\n'
+        "----- Transcript of session follows -----\n"
+        "554 5.3.0 unknown mailer error 255\n"
+    )
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\n"
+        "Status: 5.0.0\nDiagnostic-Code: X-Unix; 255\n",
+        prose=transcript,
+    )
+
+    (record,) = parse(raw).records
+
+    assert record.status == "5.3.0"
+    assert record.category is Category.SYSTEM
+
+
+def test_a_local_delivery_is_reported_for_the_x_failed_recipients_address() -> None:
+    raw = _one_group(
+        "Action: failed\nFinal-Recipient: rfc822;/var/mail/spool/a/ann\n"
+        "Status: 5.0.0\n",
+        prose="  save to /var/mail/spool/a/ann\n    mailbox is full\n",
+        top="X-Failed-Recipients: ann@example.net\n",
+    )
+
+    (record,) = parse(raw).records
+
+    assert (record.recipient, record.action) == ("ann@example.net", Action.FAILED)
+    assert record.status == "5.0.0"
+
+
+def test_a_local_delivery_among_several_groups_is_not_guessed() -> None:
+    raw = _one_group(
+        "Action: failed\nFinal-Recipient: rfc822;/var/mail/spool/a/ann\n"
+        "Status: 5.0.0\n\n"
+        "Action: failed\nFinal-Recipient: rfc822; bob@example.net\nStatus: 5.1.1\n",
+        top="X-Failed-Recipients: ann@example.net\n",
+    )
+
+    assert [r.recipient for r in parse(raw).records] == ["bob@example.net"]

@@ -3,6 +3,8 @@
 A DSN's Status field is often generic (``5.0.0``) while its diagnostic
 text carries the remote server's own words (``550 5.1.1 user unknown``);
 the specific code is the better evidence, provided its class agrees.
+When both are specific and differ, the code the remote server put next
+to its own reply code is its word on the cause, and wins.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ _REPLY_CODE = re.compile(
     r"([45](?<![\w.:/=#-][45])[0-7]\d)(?=[ -]|$|\.\s|,)", re.MULTILINE
 )
 _ENHANCED_ALL = re.compile(r"([245])(?<![\d.][245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_REPLY_WITH_STATUS = re.compile(
+    r"\s*([45]\d\d)[ -]([45])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)"
+)
 _SPACE = re.compile(r"\s+")
 # Status values that say a delivery failed without saying why.
 _SUMMARIES = frozenset({(0, 0), (4, 7)})
@@ -29,6 +34,20 @@ def reply_code_in(text: str) -> str | None:
     """The first basic reply code (4xx or 5xx) that stands as a word."""
     match = _REPLY_CODE.search(text)
     return match[1] if match else None
+
+
+def reply_status(text: str) -> EnhancedStatus | None:
+    """The enhanced code a reply gives right after its basic code.
+
+    ``550 5.7.1 ...`` or ``552-5.2.2 ...`` at the start of ``text``; the
+    classes must agree (RFC 3463 section 3), and a summary such as the
+    generic ``x.0.0`` does not count.
+    """
+    match = _REPLY_WITH_STATUS.match(text)
+    if match is None or match[1][0] != match[2]:
+        return None
+    status = EnhancedStatus(int(match[2]), int(match[3]), int(match[4]))
+    return None if (status.subject, status.detail) in _SUMMARIES else status
 
 
 def statuses_in(text: str) -> list[EnhancedStatus]:

@@ -33,6 +33,7 @@ from postroom.dsn.evidence import (
     best_status,
     lenient_date,
     reply_code_in,
+    reply_status,
     squeeze,
 )
 from postroom.dsn.mime import split_message
@@ -196,28 +197,54 @@ def _from_delivery_status(
     status = parse_delivery_status(body)
     records = []
     sole = len(status.recipients) == 1
+    # A local delivery (a file, a program) is reported under its own name;
+    # with one group, X-Failed-Recipients names the address it was for.
+    failed = _ADDRESS.findall(view.top.get("X-Failed-Recipients") or "")
+    stand_in = failed[0] if sole and len(failed) == 1 else None
     for fields in status.recipients:
-        record = _from_fields(fields, status.arrival_date, view.text, sole, gateway)
+        record = _from_fields(
+            fields, status.arrival_date, view.text, sole, gateway, stand_in
+        )
         if record is not None:
             records.append(record)
     return tuple(records)
 
 
 def _from_fields(
-    fields: RecipientFields, arrival: str | None, text: str, sole: bool, gateway: bool
+    fields: RecipientFields,
+    arrival: str | None,
+    text: str,
+    sole: bool,
+    gateway: bool,
+    stand_in: str | None = None,
 ) -> Record | None:
-    recipient = _FIELD_ADDRESS.search(fields.final_recipient or "")
-    if recipient is None and fields.original_recipient:
-        recipient = _FIELD_ADDRESS.search(fields.original_recipient)
-    if recipient is None:
+    found = _FIELD_ADDRESS.search(fields.final_recipient or "")
+    if found is None and fields.original_recipient:
+        found = _FIELD_ADDRESS.search(fields.original_recipient)
+    address = found[0] if found is not None else stand_in
+    if address is None:
         return None
     # Without a Diagnostic-Code the reply is read from the prose that names
     # the recipient, cut to its own part when the prose lists several.
-    wording = _own_part(
-        fields.diagnostic or _prose_for(recipient[0], text), recipient[0]
-    )
+    prose = _prose_for(address, text)
+    wording = _own_part(fields.diagnostic or prose, address)
     code = reply_code_in(wording)
     status = best_status(fields.status, wording, code)
+    if (
+        sole
+        and fields.diagnostic
+        and status is not None
+        and (status.subject, status.detail) == (0, 0)
+    ):
+        # A bare program exit status or the like: a transcript in the prose
+        # may still carry the remote's specific code.
+        status = best_status(str(status), prose, code)
+    own = reply_status(wording)
+    if own is not None and own != status:
+        # The remote server's own code, next to its reply code, is its
+        # word on the cause; a Status field is the reporting server's
+        # rendering of it.
+        status = own
     remote = remote_reply(wording)
     if remote is not None:
         status = best_status(None, remote, code) or status
@@ -225,15 +252,15 @@ def _from_fields(
     if action is None:
         action = _action_from_status(status)
     return _record(
-        recipient[0],
+        address,
         action,
         code,
         status,
         wording,
         remote_mta=fields.remote_mta,
         date=fields.last_attempt or arrival,
-        after_data=answered_data(recipient[0], text, sole=sole),
-        after_rcpt=answered_rcpt(recipient[0], text, sole=sole),
+        after_data=answered_data(address, text, sole=sole),
+        after_rcpt=answered_rcpt(address, text, sole=sole),
         gateway=gateway,
     )
 
