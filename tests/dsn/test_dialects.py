@@ -233,3 +233,38 @@ Subject: Returned mail: User unknown
     assert first.hard is False
     assert second.category is Category.UNKNOWN_DOMAIN
     assert second.hard is True
+
+
+def test_message_ids_in_a_quoted_bounce_are_not_recipients() -> None:
+    raw = b"""\
+From: MAILER-DAEMON@mx.example.net
+To: sender@example.org
+Subject: Returned mail: see transcript for details
+References: <20240101.0000@mx.example.net>
+
+> The original message was received at Mon, 1 Jan 2024 10:00:00
+> Message-Id: <20240101.0000@mx.example.net>
+>
+> <gone@example.com>
+>     (reason: 550 5.1.1 <gone@example.com>... User unknown)
+> Message-Id: <6D736808-04A1-47D3@example.org>
+"""
+
+    assert [r.recipient for r in parse(raw).failed] == ["gone@example.com"]
+
+
+def test_a_contact_address_repeated_in_another_language_is_not_a_recipient() -> None:
+    raw = """\
+From: MAILER-DAEMON@mx.example.net
+To: sender@example.org
+Subject: Undelivered Mail Returned to Sender
+Content-Type: text/plain; charset=utf-8
+
+For further assistance, please contact <support@isp.example.net>
+ご不明な点は<support@isp.example.net>までご連絡ください。
+
+<gone@example.com>: host mx.example.com[192.0.2.1] said: 550 5.1.1
+    <gone@example.com>: User unknown (in reply to RCPT TO command)
+""".encode()
+
+    assert [r.recipient for r in parse(raw).failed] == ["gone@example.com"]

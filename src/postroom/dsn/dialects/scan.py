@@ -18,10 +18,11 @@ from postroom.dsn.report import Action
 from postroom.dsn.view import MessageView
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-# An address named as the envelope sender or a header, not a recipient.
+# An address named as the envelope sender, a header or a contact, not a
+# recipient; and a Message-ID, which only looks like an address.
 _NOT_RECIPIENT = re.compile(
-    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:|by|contact)"
-    r"\s*<?\s*$",
+    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:|by|contact"
+    r"|message-id:|references:|in-reply-to:)\s*<?\s*$",
     re.IGNORECASE,
 )
 _DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|double-bounce)@", re.IGNORECASE)
@@ -52,9 +53,13 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
     own = view.own_addresses
     addressed = _returned_to(view)
     found: list[str] = []
+    # An address once named as a sender or a contact is the reporting side's
+    # wherever else the text repeats it (a second language, a signature).
+    others: set[str] = set()
     for match in ADDRESS.finditer(text):
         address = match[0].strip(".")
-        if address.lower() in own and not _listed(text, match.start(), match.end()):
+        listed = _listed(text, match.start(), match.end())
+        if (address.lower() in own or address.lower() in others) and not listed:
             continue
         # A postmaster address is the reporting system's own, unless the
         # returned message was sent to it.
@@ -62,6 +67,7 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
             continue
         before = text[max(0, match.start() - 20) : match.start()]
         if _NOT_RECIPIENT.search(before):
+            others.add(address.lower())
             continue
         if address.lower() not in (a.lower() for a in found):
             found.append(address)
