@@ -28,6 +28,7 @@ async def relay(tmp_path: Path, sink: Sink) -> AsyncIterator[Relay]:
             "hostname": "relay.test",
             "data_dir": str(tmp_path / "var"),
             "submission": {"listen": "127.0.0.1:0", "processes": 2},
+            "web": {"listen": "127.0.0.1:0"},
             "delivery": {
                 "routes": {"example.net": f"127.0.0.1:{sink_port}"},
                 "poll_interval": "30s",
@@ -91,6 +92,7 @@ async def test_stopping_the_relay_ends_its_acceptor_processes(
             "hostname": "relay.test",
             "data_dir": str(tmp_path / "var"),
             "submission": {"listen": "127.0.0.1:0", "processes": 3},
+            "web": {"listen": "127.0.0.1:0"},
             "logging": {"level": "warning"},
         }
     )
