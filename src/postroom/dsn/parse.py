@@ -233,11 +233,12 @@ def _from_fields(
     if (
         sole
         and fields.diagnostic
+        and code is None
         and status is not None
         and (status.subject, status.detail) == (0, 0)
     ):
-        # A bare program exit status or the like: a transcript in the prose
-        # may still carry the remote's specific code.
+        # A diagnostic with no reply of its own (a program's exit status):
+        # a transcript in the prose may still carry a specific code.
         status = best_status(str(status), prose, code)
     own = reply_status(wording)
     if own is not None and own != status:
