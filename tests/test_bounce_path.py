@@ -17,7 +17,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from postroom.app import Relay
@@ -28,8 +27,9 @@ from postroom.queue.models import NewInboundReport, State
 from postroom.relay.inbound import InboundServer
 from postroom.relay.verp import RCPT_HEADER
 from postroom.tokens import TokenSigner
+from tests.peers.inprocess import loopback_settings, start_with_file, submit, until
 from tests.peers.sink import Received, Sink
-from tests.test_main_path import recipient, until
+from tests.test_main_path import recipient
 
 BOUNCE_DOMAIN = "bounces.test"
 
@@ -38,26 +38,16 @@ BOUNCE_DOMAIN = "bounces.test"
 async def relay(
     tmp_path: Path, sink: Sink, clock: ManualClock
 ) -> AsyncIterator[tuple[Relay, Path]]:
-    sink_port = await sink.listen()
-    settings = {
-        "hostname": "relay.test",
-        "data_dir": str(tmp_path / "var"),
-        "submission": {"listen": "127.0.0.1:0"},
-        "web": {"listen": "127.0.0.1:0"},
-        "delivery": {
-            "routes": {"example.net": f"127.0.0.1:{sink_port}"},
-            "poll_interval": "50ms",
-        },
-        "inbound": {
+    settings = loopback_settings(
+        tmp_path,
+        await sink.listen(),
+        inbound={
             "listen": "127.0.0.1:0",
             "bounce_domain": BOUNCE_DOMAIN,
             "postmaster_forward": ["ops@example.net"],
         },
-    }
-    config_file = tmp_path / "postroom.yaml"
-    config_file.write_text(yaml.safe_dump(settings))
-    running = Relay(parse_config(config_file.read_text()), clock=clock)
-    await running.start()
+    )
+    running, config_file = await start_with_file(tmp_path, settings, clock)
     yield running, config_file
     await running.stop()
 
@@ -76,11 +66,6 @@ def invitation(to: str, campaign: str) -> EmailMessage:
     message["X-Campaign-ID"] = campaign
     message.set_content("Please take our survey.")
     return message
-
-
-def submit(port: int, message: EmailMessage) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-        client.send_message(message)
 
 
 def send_report(port: int, rcpt: str, raw: bytes, mail_from: str = "") -> None:

@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import signal
 import subprocess
 import sys
-from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 import yaml
 
 from tests.peers.dnsserver import free_port
+from tests.peers.nodes import invitation, sequence
 from tests.peers.sink import Sink
 
 TOTAL = 400
@@ -50,22 +49,6 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the daemon did not start listening")
-
-
-def invitation(seq: int) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "surveys@example.org"
-    message["To"] = f"slow+{seq}@example.net"
-    message["Subject"] = f"Invitation {seq}"
-    message["X-Seq"] = str(seq)
-    message.set_content(f"Invitation number {seq}.\n")
-    return message
-
-
-def sequence(data: bytes) -> int:
-    match = re.search(rb"^X-Seq: (\d+)\r?$", data, re.MULTILINE)
-    assert match is not None, "a delivered message lost its header"
-    return int(match[1])
 
 
 async def test_kill_9_loses_no_accepted_message_and_repeats_only_in_flight_ones(
@@ -104,8 +87,8 @@ async def test_kill_9_loses_no_accepted_message_and_repeats_only_in_flight_ones(
             seq = queue.get_nowait()
             try:
                 await aiosmtplib.send(
-                    invitation(seq), hostname="127.0.0.1", port=submission_port,
-                    timeout=10,
+                    invitation(seq, "slow"), hostname="127.0.0.1",
+                    port=submission_port, timeout=10,
                 )  # fmt: skip
             except (aiosmtplib.SMTPException, OSError):
                 continue  # no 250: the client would try again later

@@ -22,9 +22,9 @@ from postroom.app import Relay
 from postroom.clock import ManualClock
 from postroom.config import parse_config
 from postroom.queue.models import State
+from tests.peers.inprocess import loopback_settings, until
 from tests.peers.sink import Sink
 from tests.test_bounce_path import send_report
-from tests.test_main_path import until
 from tests.test_unsubscribe_path import deliver, invitation, submit_to
 
 BOUNCE_DOMAIN = "bounces.example.org"
@@ -32,19 +32,12 @@ BOUNCE_DOMAIN = "bounces.example.org"
 
 @pytest.fixture
 async def relay(tmp_path: Path, sink: Sink, clock: ManualClock) -> AsyncIterator[Relay]:
-    sink_port = await sink.listen()
-    settings = {
-        "hostname": "relay.test",
-        "data_dir": str(tmp_path / "var"),
-        "submission": {"listen": "127.0.0.1:0"},
-        "web": {"listen": "127.0.0.1:0"},
-        "inbound": {"listen": "127.0.0.1:0", "bounce_domain": BOUNCE_DOMAIN},
-        "delivery": {
-            "routes": {"example.net": f"127.0.0.1:{sink_port}"},
-            "poll_interval": "50ms",
-        },
-        "unsubscribe": {"base_url": "http://127.0.0.1/unsubscribe"},
-    }
+    settings = loopback_settings(
+        tmp_path,
+        await sink.listen(),
+        inbound={"listen": "127.0.0.1:0", "bounce_domain": BOUNCE_DOMAIN},
+        unsubscribe={"base_url": "http://127.0.0.1/unsubscribe"},
+    )
     running = Relay(parse_config(yaml.safe_dump(settings)), clock=clock)
     await running.start()
     yield running

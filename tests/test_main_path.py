@@ -11,22 +11,21 @@ import asyncio
 import csv
 import io
 import json
-import smtplib
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import yaml
 
 from postroom.app import Relay
 from postroom.clock import ManualClock
 from postroom.config import parse_config
 from postroom.errors import StorageError
 from postroom.queue.models import Recipient, State
+from tests.peers.inprocess import loopback_settings, start_with_file, submit, until
 from tests.peers.sink import Sink
 
 SCHEDULE = [timedelta(minutes=m) for m in (5, 10, 20, 40, 60, 120, 240)]
@@ -38,21 +37,8 @@ async def relay(
 ) -> AsyncIterator[tuple[Relay, Path]]:
     """The relay on its default settings but for loopback ports and a route
     to the sink; yields it with the config file the CLI should read."""
-    sink_port = await sink.listen()
-    settings = {
-        "hostname": "relay.test",
-        "data_dir": str(tmp_path / "var"),
-        "submission": {"listen": "127.0.0.1:0"},
-        "web": {"listen": "127.0.0.1:0"},
-        "delivery": {
-            "routes": {"example.net": f"127.0.0.1:{sink_port}"},
-            "poll_interval": "50ms",
-        },
-    }
-    config_file = tmp_path / "postroom.yaml"
-    config_file.write_text(yaml.safe_dump(settings))
-    running = Relay(parse_config(config_file.read_text()), clock=clock)
-    await running.start()
+    settings = loopback_settings(tmp_path, await sink.listen())
+    running, config_file = await start_with_file(tmp_path, settings, clock)
     yield running, config_file
     await running.stop()
 
@@ -70,11 +56,6 @@ def invitation() -> EmailMessage:
     return message
 
 
-def submit(port: int, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-        return client.send_message(message)
-
-
 def postroom(config_file: Path, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "postroom", *args, "--config", str(config_file)],
@@ -84,15 +65,6 @@ def postroom(config_file: Path, *args: str) -> str:
         check=True,
     )
     return result.stdout
-
-
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    """Wait in real time for background work (delivery) to make ``check`` true."""
-    for _ in range(int(seconds / 0.02)):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the relay did not get there in time")
 
 
 async def recipient(relay: Relay, address: str) -> Recipient:

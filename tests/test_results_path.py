@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import smtplib
 import struct
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,17 +21,16 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from postroom.app import Relay
 from postroom.clock import ManualClock
-from postroom.config import parse_config
 from postroom.queue.models import State
 from postroom.relay.passwords import hash_password
 from postroom.relay.unsubscribe import unsubscribe_signer
 from postroom.webhooks.events import SIGNATURE_HEADER, verify
+from tests.peers.inprocess import loopback_settings, start_with_file, submit, until
 from tests.peers.sink import Sink
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,21 +57,8 @@ async def start_relay(
     started: list[Relay] = []
 
     async def start(**extra: Any) -> tuple[Relay, Path]:
-        settings = {
-            "hostname": "relay.test",
-            "data_dir": str(tmp_path / "var"),
-            "submission": {"listen": "127.0.0.1:0"},
-            "web": {"listen": "127.0.0.1:0"},
-            "delivery": {
-                "routes": {"example.net": f"127.0.0.1:{sink_port}"},
-                "poll_interval": "50ms",
-            },
-            **extra,
-        }
-        config_file = tmp_path / "postroom.yaml"
-        config_file.write_text(yaml.safe_dump(settings))
-        relay = Relay(parse_config(config_file.read_text()), clock=clock)
-        await relay.start()
+        settings = loopback_settings(tmp_path, sink_port, **extra)
+        relay, config_file = await start_with_file(tmp_path, settings, clock)
         started.append(relay)
         return relay, config_file
 
@@ -90,20 +75,6 @@ def invitation(addresses: list[str] = ADDRESSES) -> EmailMessage:
     message["X-Campaign-ID"] = CAMPAIGN
     message.set_content("Please take our survey.")
     return message
-
-
-def submit(port: int, message: EmailMessage) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-        client.send_message(message)
-
-
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    """Wait in real time for background work to make ``check`` true."""
-    for _ in range(int(seconds / 0.02)):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the relay did not get there in time")
 
 
 async def send_and_wait(relay: Relay, addresses: list[str] = ADDRESSES) -> None:

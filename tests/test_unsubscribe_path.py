@@ -34,8 +34,8 @@ from postroom.config import parse_config
 from postroom.queue.models import State
 from tests.peers.dkimdns import txt_lookup
 from tests.peers.dnsserver import DnsServer
+from tests.peers.inprocess import loopback_settings, submit, until
 from tests.peers.sink import Sink
-from tests.test_main_path import submit, until
 
 BASE_PATH = "/unsubscribe"
 
@@ -67,24 +67,17 @@ async def relay(
     """The relay with unsubscribe headers and DKIM on, delivering to the sink."""
     name, value = keygen(tmp_path / "s1.key")
     dns_server.add(name, "TXT", value)
-    sink_port = await sink.listen()
-    settings = {
-        "hostname": "relay.test",
-        "data_dir": str(tmp_path / "var"),
-        "submission": {"listen": "127.0.0.1:0"},
-        "web": {"listen": "127.0.0.1:0"},
-        "delivery": {
-            "routes": {"example.net": f"127.0.0.1:{sink_port}"},
-            "poll_interval": "50ms",
-        },
-        "unsubscribe": {
+    settings = loopback_settings(
+        tmp_path,
+        await sink.listen(),
+        unsubscribe={
             "base_url": f"http://127.0.0.1{BASE_PATH}",
             "mailto_domain": "bounces.example.org",
         },
-        "dkim": [
+        dkim=[
             {"domain": "example.org", "selector": "s1", "key": str(tmp_path / "s1.key")}
         ],
-    }
+    )
     with all_events() as events:
         running = Relay(parse_config(yaml.safe_dump(settings)), clock=clock)
         await running.start()

@@ -29,8 +29,8 @@ from postroom.config import parse_config
 from postroom.queue.models import BounceRecord
 from postroom.queue.open import open_store
 from tests.peers.dnsserver import DnsServer
+from tests.peers.inprocess import loopback_settings, start_with_file, submit, until
 from tests.peers.sink import Received, Sink
-from tests.test_main_path import submit, until
 
 DAY = date(2026, 1, 5)
 BLOCKED = [
@@ -52,16 +52,14 @@ def serve_blocklists(server: DnsServer) -> None:
 
 def settings(tmp_path: Path, sink_port: int, dns_port: int, **monitor: Any) -> dict:
     hop = f"127.0.0.1:{sink_port}"
-    return {
-        "hostname": "relay.test",
-        "data_dir": str(tmp_path / "var"),
-        "submission": {"listen": "127.0.0.1:0"},
-        "web": {"listen": "127.0.0.1:0"},
-        "delivery": {
+    return loopback_settings(
+        tmp_path,
+        sink_port,
+        delivery={
             "routes": {"example.net": hop, "example.com": hop, "reports.test": hop},
             "poll_interval": "50ms",
         },
-        "blacklist_monitor": {
+        blacklist_monitor={
             "report_to": ["ops@reports.test"],
             "sending_ips": ["192.0.2.99", "192.0.2.1"],
             "sending_domains": ["example.org"],
@@ -71,7 +69,7 @@ def settings(tmp_path: Path, sink_port: int, dns_port: int, **monitor: Any) -> d
             "timezone": "Europe/Berlin",
             **monitor,
         },
-    }
+    )
 
 
 @pytest.fixture
@@ -79,12 +77,9 @@ async def relay(
     tmp_path: Path, sink: Sink, clock: ManualClock, dns_server: DnsServer
 ) -> AsyncIterator[tuple[Relay, Path]]:
     serve_blocklists(dns_server)
-    config_file = tmp_path / "postroom.yaml"
-    config_file.write_text(
-        yaml.safe_dump(settings(tmp_path, await sink.listen(), dns_server.port))
+    running, config_file = await start_with_file(
+        tmp_path, settings(tmp_path, await sink.listen(), dns_server.port), clock
     )
-    running = Relay(parse_config(config_file.read_text()), clock=clock)
-    await running.start()
     yield running, config_file
     await running.stop()
 

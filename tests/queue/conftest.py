@@ -2,11 +2,13 @@
 
 Each backend is a `Backend` that can open (and, after a close, reopen) a
 store on the same storage; the `store` fixture is parametrised over every
-backend so that one suite checks them all.
+backend so that one suite checks them all. `nodes` is for what only the
+PostgreSQL store promises: several stores on one database at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,16 @@ async def backend(
 @pytest.fixture
 async def store(backend: Backend) -> Store:
     return await backend.open()
+
+
+@pytest.fixture
+async def nodes(pg_url: str) -> AsyncIterator[list[PostgresStore]]:
+    """Three stores on one database, as three nodes would open it."""
+    stores = [PostgresStore(pg_url, holder=f"node-{n}") for n in range(3)]
+    await asyncio.gather(*(store.open() for store in stores))
+    yield stores
+    for store in stores:
+        await store.close()
 
 
 def message(

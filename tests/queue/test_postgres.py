@@ -7,7 +7,6 @@ one `PostgresStore` per simulated node.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -22,16 +21,6 @@ from tests.peers.dnsserver import free_port
 from tests.queue.conftest import message
 
 LEASE = timedelta(minutes=15)
-
-
-@pytest.fixture
-async def nodes(pg_url: str) -> AsyncIterator[list[PostgresStore]]:
-    """Three stores on one database, as three nodes would open it."""
-    stores = [PostgresStore(pg_url, holder=f"node-{n}") for n in range(3)]
-    await asyncio.gather(*(store.open() for store in stores))
-    yield stores
-    for store in stores:
-        await store.close()
 
 
 def delivered(recipient_id: int, clock: ManualClock) -> AttemptResult:

@@ -8,8 +8,7 @@ Each test has a fresh database of its own on the shared server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -25,23 +24,7 @@ from postroom.queue.models import (
 from postroom.queue.postgres import PostgresStore
 from postroom.queue.postgres_schema import MIGRATIONS
 from tests.queue.conftest import message
-
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-LEASE = timedelta(minutes=1)
-
-
-@pytest.fixture
-async def nodes(pg_url: str) -> AsyncIterator[list[PostgresStore]]:
-    """Three stores on one database, as three nodes would open it."""
-    stores = [PostgresStore(pg_url, holder=f"node-{n}") for n in range(3)]
-    await asyncio.gather(*(store.open() for store in stores))
-    yield stores
-    for store in stores:
-        await store.close()
-
-
-def event(n: int) -> OutboxEvent:
-    return OutboxEvent("http://hook.test/", f"e{n}", f'{{"n":{n}}}', NOW)
+from tests.queue.test_store_results import LEASE, NOW, event
 
 
 def delivered(recipient_id: int, at: datetime, *events: OutboxEvent) -> AttemptResult:

@@ -17,7 +17,7 @@ from postroom.config import Config
 from postroom.config.schema import DeliveryConfig, DnsConfig
 from postroom.queue.models import Outcome
 from postroom.relay.mx import Hop, MxResolver
-from postroom.relay.outbound import Courier
+from postroom.relay.outbound import Courier, SmtpResult
 from tests.peers.dnsserver import DnsServer, free_port
 from tests.peers.sink import Sink
 
@@ -43,12 +43,19 @@ def _hop(port: int, host: str = "127.0.0.1", preference: int = 0) -> Hop:
     return Hop(host, port, preference)
 
 
+async def deliver_to_sink(
+    courier: Courier, sink: Sink, mail_from: str, rcpt: str, raw: bytes = RAW
+) -> SmtpResult:
+    """One delivery whose only hop is a new listener of ``sink``, which takes
+    the settings made on it before."""
+    port = await sink.listen()
+    return await courier.deliver([_hop(port)], mail_from, rcpt, raw)
+
+
 async def test_accepted_message_arrives_with_crlf_lines_and_dots_intact(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@example.org", "ok@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@example.org", "ok@example.net")
 
     assert result.outcome is Outcome.DELIVERED
     assert result.code == 250
@@ -62,9 +69,7 @@ async def test_accepted_message_arrives_with_crlf_lines_and_dots_intact(
 async def test_multi_line_5xx_at_rcpt_bounces_with_every_line(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "nouser@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "nouser@example.net")
 
     assert result.outcome is Outcome.BOUNCED
     assert result.code == 550
@@ -75,9 +80,7 @@ async def test_multi_line_5xx_at_rcpt_bounces_with_every_line(
 
 
 async def test_4xx_at_rcpt_defers(courier: Courier, sink: Sink) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "later@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "later@example.net")
 
     assert (result.outcome, result.code, result.status) == (
         Outcome.DEFERRED,
@@ -87,9 +90,7 @@ async def test_4xx_at_rcpt_defers(courier: Courier, sink: Sink) -> None:
 
 
 async def test_5xx_at_data_bounces(courier: Courier, sink: Sink) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "spam@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "spam@example.net")
 
     assert (result.outcome, result.code, result.status) == (
         Outcome.BOUNCED,
@@ -101,11 +102,7 @@ async def test_5xx_at_data_bounces(courier: Courier, sink: Sink) -> None:
 async def test_non_ascii_address_goes_out_with_smtputf8(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver(
-        [_hop(port)], "a@x.org", "ok+jürgen@example.net", RAW
-    )
+    result = await deliver_to_sink(courier, sink, "a@x.org", "ok+jürgen@example.net")
 
     assert result.outcome is Outcome.DELIVERED
     assert sink.messages[0].rcpt == "ok+jürgen@example.net"
@@ -115,11 +112,7 @@ async def test_non_ascii_address_bounces_without_smtputf8(
     courier: Courier, sink: Sink
 ) -> None:
     sink.smtputf8 = False
-    port = await sink.listen()
-
-    result = await courier.deliver(
-        [_hop(port)], "a@x.org", "ok+jürgen@example.net", RAW
-    )
+    result = await deliver_to_sink(courier, sink, "a@x.org", "ok+jürgen@example.net")
 
     assert (result.outcome, result.status) == (Outcome.BOUNCED, "5.6.7")
     assert not sink.messages
@@ -128,9 +121,7 @@ async def test_non_ascii_address_bounces_without_smtputf8(
 async def test_reply_without_enhanced_code_gets_class_zero_zero(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "full@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "full@example.net")
 
     assert result.status == "5.0.0"
     assert result.text == "Mailbox over quota"
@@ -197,9 +188,7 @@ async def test_connections_leave_from_the_source_address(
     courier = Courier(
         config.model_copy(update={"delivery": delivery}), MxResolver(delivery, clock)
     )
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "ok@example.net")
     await courier.close()
 
     assert result.outcome is Outcome.DELIVERED
@@ -292,9 +281,7 @@ async def test_starttls_is_used_when_offered(
     courier: Courier, sink: Sink, server_tls_context: ssl.SSLContext
 ) -> None:
     sink.tls_context = server_tls_context
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "ok@example.net")
 
     assert result.outcome is Outcome.DELIVERED
     assert sink.messages[0].tls
@@ -305,9 +292,7 @@ async def test_failed_starttls_retries_the_host_in_plain_text(
 ) -> None:
     sink.tls_context = server_tls_context
     sink.refuse_starttls = True
-    port = await sink.listen()
-
-    result = await courier.deliver([_hop(port)], "a@x.org", "ok@example.net", RAW)
+    result = await deliver_to_sink(courier, sink, "a@x.org", "ok@example.net")
 
     assert result.outcome is Outcome.DELIVERED
     assert not sink.messages[0].tls
@@ -333,9 +318,7 @@ EIGHT_BIT_BODY = b"From: a@example.org\r\nSubject: hi\r\n\r\ncaf\xc3\xa9\r\n"
 async def test_a_7bit_message_goes_out_without_mail_parameters(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    await courier.deliver([_hop(port)], "a@example.org", "ok@example.net", RAW)
+    await deliver_to_sink(courier, sink, "a@example.org", "ok@example.net")
 
     assert sink.messages[0].mail_options == []
 
@@ -343,10 +326,8 @@ async def test_a_7bit_message_goes_out_without_mail_parameters(
 async def test_an_8bit_body_goes_out_with_body_8bitmime(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver(
-        [_hop(port)], "a@example.org", "ok@example.net", EIGHT_BIT_BODY
+    result = await deliver_to_sink(
+        courier, sink, "a@example.org", "ok@example.net", EIGHT_BIT_BODY
     )
 
     assert result.outcome is Outcome.DELIVERED
@@ -356,10 +337,8 @@ async def test_an_8bit_body_goes_out_with_body_8bitmime(
 async def test_utf8_header_fields_go_out_with_smtputf8_and_8bitmime(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver(
-        [_hop(port)], "a@example.org", "ok@example.net", EIGHT_BIT
+    result = await deliver_to_sink(
+        courier, sink, "a@example.org", "ok@example.net", EIGHT_BIT
     )
 
     assert result.outcome is Outcome.DELIVERED
@@ -370,9 +349,7 @@ async def test_utf8_header_fields_go_out_with_smtputf8_and_8bitmime(
 async def test_a_utf8_address_goes_out_with_smtputf8_even_in_a_7bit_message(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    await courier.deliver([_hop(port)], "a@example.org", "ok+zoë@example.net", RAW)
+    await deliver_to_sink(courier, sink, "a@example.org", "ok+zoë@example.net")
 
     assert sink.messages[0].mail_options == ["SMTPUTF8"]
 
@@ -401,10 +378,8 @@ async def test_utf8_headers_without_smtputf8_go_out_as_8bit_data(
     courier: Courier, sink: Sink
 ) -> None:
     sink.smtputf8 = False
-    port = await sink.listen()
-
-    result = await courier.deliver(
-        [_hop(port)], "a@example.org", "ok@example.net", EIGHT_BIT
+    result = await deliver_to_sink(
+        courier, sink, "a@example.org", "ok@example.net", EIGHT_BIT
     )
 
     assert result.outcome is Outcome.DELIVERED
@@ -414,10 +389,8 @@ async def test_utf8_headers_without_smtputf8_go_out_as_8bit_data(
 async def test_a_quoted_local_part_is_delivered_as_quoted(
     courier: Courier, sink: Sink
 ) -> None:
-    port = await sink.listen()
-
-    result = await courier.deliver(
-        [_hop(port)], "a@example.org", '"ok local"@example.net', RAW
+    result = await deliver_to_sink(
+        courier, sink, "a@example.org", '"ok local"@example.net'
     )
 
     assert result.outcome is Outcome.DELIVERED

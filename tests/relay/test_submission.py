@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pytest
 import structlog
@@ -28,7 +28,7 @@ import trustme
 from postroom.clock import ManualClock
 from postroom.config import Config
 from postroom.errors import ConfigError, StorageError
-from postroom.queue.models import Accepted, Message, NewMessage
+from postroom.queue.models import Accepted, Message, NewMessage, Recipient
 from postroom.queue.open import open_store
 from postroom.queue.store import Store
 from postroom.relay.passwords import hash_password
@@ -36,6 +36,9 @@ from postroom.relay.submission import SubmissionServer
 
 APP_PASSWORD = "correct horse battery staple"
 APP_HASH = hash_password(APP_PASSWORD)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 # -- arranging --------------------------------------------------------------
@@ -69,6 +72,19 @@ def tls_files(tmp_path: Path) -> tuple[trustme.CA, dict[str, str]]:
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     return authority, {"cert": str(cert), "key": str(key)}
+
+
+@pytest.fixture
+def login_required(
+    tmp_path: Path, tls_files: tuple[trustme.CA, dict[str, str]]
+) -> tuple[Config, ssl.SSLContext]:
+    """A listener that trusts no network and offers AUTH to user ``app`` after
+    STARTTLS; with a client TLS context that trusts its certificate."""
+    authority, tls = tls_files
+    config = make_config(
+        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
+    )
+    return config, _client_context(authority)
 
 
 @asynccontextmanager
@@ -152,15 +168,50 @@ async def read_reply(reader: asyncio.StreamReader) -> str:
 
 
 async def submit_one(
-    config: Config, clock: ManualClock, data: bytes
+    config: Config,
+    clock: ManualClock,
+    data: bytes,
+    mail_from: str = "bounces@app.test",
 ) -> tuple[Message, bytes]:
     """Submit ``data`` to ann@example.com; the stored message and its bytes."""
     async with opened(config) as store, serving(config, store, clock) as server:
         result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], data
+            send, server.port, mail_from, ["ann@example.com"], data
         )
         queue_id = queue_id_of(result["DATA"][1])
         return await store.get_message(queue_id), await store.load_raw(queue_id)
+
+
+async def stored_recipients(
+    config: Config, clock: ManualClock, rcpts: list[str], data: bytes
+) -> list[Recipient]:
+    """Submit ``data`` to ``rcpts``; the recipient rows stored for it."""
+    async with opened(config) as store, serving(config, store, clock) as server:
+        result = await asyncio.to_thread(
+            send, server.port, "bounces@app.test", rcpts, data
+        )
+        return await store.recipients(queue_id=queue_id_of(result["DATA"][1]))
+
+
+async def session_replies(
+    config: Config, clock: ManualClock, lines: list[bytes]
+) -> list[str]:
+    """One raw session (see `converse`) with a listener on a fresh store."""
+    async with opened(config) as store, serving(config, store, clock) as server:
+        return await converse(server.port, lines)
+
+
+async def run_client(
+    config: Config,
+    clock: ManualClock,
+    client: Callable[Concatenate[int, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run the blocking ``client(port, ...)`` in a thread against a listener on
+    a fresh store; what it returns, or what it raises."""
+    async with opened(config) as store, serving(config, store, clock) as server:
+        return await asyncio.to_thread(client, server.port, *args, **kwargs)
 
 
 def queue_id_of(reply: bytes | str) -> str:
@@ -227,12 +278,7 @@ async def test_single_recipient_is_named_in_the_received_field(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], message()
-        )
-        raw = await store.load_raw(queue_id_of(result["DATA"][1]))
-        stored = await store.get_message(queue_id_of(result["DATA"][1]))
+    stored, raw = await submit_one(config, clock, message())
 
     header = raw.split(b"From: ", 1)[0]
     assert b"\tfor <ann@example.com>;\r\n" in header
@@ -256,11 +302,7 @@ async def test_null_sender_is_accepted_and_stored_as_empty(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "<>", ["ann@example.com"], message()
-        )
-        stored = await store.get_message(queue_id_of(result["DATA"][1]))
+    stored, _ = await submit_one(config, clock, message(), mail_from="<>")
 
     assert stored.mail_from == ""
 
@@ -275,11 +317,7 @@ async def test_eight_bit_garbage_and_broken_mime_are_stored_as_sent(
     )
     data = message() + body
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], data
-        )
-        raw = await store.load_raw(queue_id_of(result["DATA"][1]))
+    _, raw = await submit_one(config, clock, data)
 
     assert raw.endswith(data)
 
@@ -336,20 +374,16 @@ async def test_untrusted_client_is_told_to_authenticate_where_auth_is_offered(
             client.mail("bounces@app.test")
             return client.rcpt("ann@example.com")
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        code, text = await asyncio.to_thread(relay_without_login, server.port)
+    code, text = await run_client(config, clock, relay_without_login)
 
     assert code == 530
     assert text.startswith(b"5.7.0")
 
 
 async def test_auth_is_neither_offered_nor_accepted_before_starttls(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[Any, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    _, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, _ = login_required
 
     def try_auth(port: int) -> tuple[bool, bool, tuple[int, bytes]]:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
@@ -358,8 +392,7 @@ async def test_auth_is_neither_offered_nor_accepted_before_starttls(
             starttls = client.has_extn("starttls")
             return offered, starttls, client.docmd("AUTH", "PLAIN AGFwcABzZWNyZXQ=")
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        offered, starttls, (code, text) = await asyncio.to_thread(try_auth, server.port)
+    offered, starttls, (code, text) = await run_client(config, clock, try_auth)
 
     assert starttls
     assert not offered
@@ -387,21 +420,13 @@ def _send_authenticated(
 
 
 async def test_good_auth_over_starttls_relays_from_an_untrusted_address(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
 
     async with opened(config) as store, serving(config, store, clock) as server:
         code, text = await asyncio.to_thread(
-            _send_authenticated,
-            server.port,
-            _client_context(authority),
-            "app",
-            APP_PASSWORD,
-            message(),
+            _send_authenticated, server.port, context, "app", APP_PASSWORD, message()
         )
         queue_id = queue_id_of(text)
         stored = await store.get_message(queue_id)
@@ -414,46 +439,33 @@ async def test_good_auth_over_starttls_relays_from_an_untrusted_address(
 
 
 async def test_wrong_password_is_refused_with_535(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
-            await asyncio.to_thread(
-                _send_authenticated,
-                server.port,
-                _client_context(authority),
-                "app",
-                "wrong",
-                message(),
-            )
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        await run_client(
+            config, clock, _send_authenticated, context, "app", "wrong", message()
+        )
 
     assert refused.value.smtp_code == 535
     assert refused.value.smtp_error.startswith(b"5.7.8")
 
 
 async def test_auth_login_with_unknown_user_is_refused_with_535(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
 
     def login(port: int) -> tuple[int, bytes]:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            client.starttls(context=_client_context(authority))
+            client.starttls(context=context)
             client.ehlo("client.test")
             client.user, client.password = "nobody", APP_PASSWORD
             return client.auth("LOGIN", client.auth_login, initial_response_ok=False)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
-            await asyncio.to_thread(login, server.port)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        await run_client(config, clock, login)
 
     assert refused.value.smtp_code == 535
 
@@ -473,22 +485,18 @@ def test_unreadable_tls_key_is_a_config_error_naming_the_key(
 
 
 async def test_auth_secrets_never_reach_a_log_line(
-    tmp_path: Path,
     clock: ManualClock,
-    tls_files: tuple[trustme.CA, dict[str, str]],
+    login_required: tuple[Config, ssl.SSLContext],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
     wrong = "hunter2-not-the-password"
     plain = base64.b64encode(f"\0app\0{wrong}".encode()).decode()
     login = base64.b64encode(wrong.encode()).decode()
 
     def try_both(port: int) -> list[int]:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            client.starttls(context=_client_context(authority))
+            client.starttls(context=context)
             client.ehlo("client.test")
             codes = [client.docmd("AUTH", f"PLAIN {plain}")[0]]
             codes.append(client.docmd("AUTH", "LOGIN YXBw")[0])
@@ -500,8 +508,7 @@ async def test_auth_secrets_never_reach_a_log_line(
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="mail.log")
     with structlog.testing.capture_logs() as events:
-        async with opened(config) as store, serving(config, store, clock) as server:
-            codes = await asyncio.to_thread(try_both, server.port)
+        codes = await run_client(config, clock, try_both)
 
     assert codes == [535, 334, 535, 334, 501]
     for secret in (wrong, plain, login):
@@ -565,8 +572,7 @@ async def test_size_parameter_over_the_limit_is_refused_at_mail(
             advertised = client.esmtp_features["size"]
             return advertised, client.mail("bounces@app.test", ["SIZE=2001"])
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        advertised, (code, text) = await asyncio.to_thread(mail_with_size, server.port)
+    advertised, (code, text) = await run_client(config, clock, mail_with_size)
 
     assert advertised == "2000"
     assert code == 552
@@ -582,15 +588,15 @@ async def test_implausible_recipient_address_gets_501_5_1_3(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port,
-            [
-                b"EHLO client.test\r\n",
-                b"MAIL FROM:<bounces@app.test>\r\n",
-                f"RCPT TO:{rcpt}\r\n".encode(),
-            ],
-        )
+    replies = await session_replies(
+        config,
+        clock,
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<bounces@app.test>\r\n",
+            f"RCPT TO:{rcpt}\r\n".encode(),
+        ],
+    )
 
     assert replies[-1].startswith("501 5.1.3"), replies[-1]
 
@@ -600,17 +606,17 @@ async def test_recipients_beyond_the_limit_get_452_4_5_3(
 ) -> None:
     config = make_config(tmp_path, max_recipients=2)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port,
-            [
-                b"EHLO client.test\r\n",
-                b"MAIL FROM:<bounces@app.test>\r\n",
-                b"RCPT TO:<a@example.com>\r\n",
-                b"RCPT TO:<b@example.com>\r\n",
-                b"RCPT TO:<c@example.com>\r\n",
-            ],
-        )
+    replies = await session_replies(
+        config,
+        clock,
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<bounces@app.test>\r\n",
+            b"RCPT TO:<a@example.com>\r\n",
+            b"RCPT TO:<b@example.com>\r\n",
+            b"RCPT TO:<c@example.com>\r\n",
+        ],
+    )
 
     assert replies[3].startswith("250")
     assert replies[4].startswith("250")
@@ -622,8 +628,7 @@ async def test_ehlo_advertises_the_promised_extensions(
 ) -> None:
     config = make_config(tmp_path, max_message_size=12345)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(server.port, [b"EHLO client.test\r\n"])
+    replies = await session_replies(config, clock, [b"EHLO client.test\r\n"])
 
     ehlo = replies[1].splitlines()
     assert "250-SIZE 12345" in ehlo
@@ -819,18 +824,18 @@ async def test_a_non_ascii_recipient_needs_an_smtputf8_transaction(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port,
-            [
-                b"EHLO client.test\r\n",
-                b"MAIL FROM:<bounces@app.test>\r\n",
-                "RCPT TO:<zoë@bücher.example>\r\n".encode(),
-                b"RSET\r\n",
-                b"MAIL FROM:<bounces@app.test> SMTPUTF8\r\n",
-                "RCPT TO:<zoë@bücher.example>\r\n".encode(),
-            ],
-        )
+    replies = await session_replies(
+        config,
+        clock,
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<bounces@app.test>\r\n",
+            "RCPT TO:<zoë@bücher.example>\r\n".encode(),
+            b"RSET\r\n",
+            b"MAIL FROM:<bounces@app.test> SMTPUTF8\r\n",
+            "RCPT TO:<zoë@bücher.example>\r\n".encode(),
+        ],
+    )
 
     assert replies[3].startswith("553 5.6.7"), replies[3]
     assert replies[6].startswith("250 2.1.5"), replies[6]
@@ -879,12 +884,7 @@ async def test_display_names_with_invalid_bytes_or_lone_surrogates_are_stored(
     )
     rcpts = ["ann@example.com", "bob@example.com", "zoe@example.com", "nul@example.com"]
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", rcpts, data
-        )
-        queue_id = queue_id_of(result["DATA"][1])
-        recipients = await store.recipients(queue_id=queue_id)
+    recipients = await stored_recipients(config, clock, rcpts, data)
 
     names = {r.address: r.display_name for r in recipients}
     assert names["ann@example.com"] == "Caf\ufffd Owner"
@@ -927,11 +927,7 @@ async def test_a_message_without_a_header_section_gets_one_before_its_body(
     config = make_config(tmp_path)
     data = b"Just a line of text, no header.\r\n"
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", ["ann@example.com"], data
-        )
-        raw = await store.load_raw(queue_id_of(result["DATA"][1]))
+    _, raw = await submit_one(config, clock, data)
 
     header, _, body = raw.partition(b"\r\n\r\n")
     assert b"\r\nMessage-ID: <" in header
@@ -956,40 +952,26 @@ def _login_twice(port: int, context: ssl.SSLContext, passwords: list[str]) -> li
 
 
 async def test_smtplib_login_after_two_typos_still_succeeds(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        outcomes = await asyncio.to_thread(
-            _login_twice,
-            server.port,
-            _client_context(authority),
-            ["typo", "typo again", APP_PASSWORD],
-        )
+    outcomes = await run_client(
+        config, clock, _login_twice, context, ["typo", "typo again", APP_PASSWORD]
+    )
 
     assert outcomes == [535, 535, 235]
 
 
 async def test_a_fourth_wrong_password_on_one_connection_is_cut_off(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
 
     with structlog.testing.capture_logs() as events:
-        async with opened(config) as store, serving(config, store, clock) as server:
-            outcomes = await asyncio.to_thread(
-                _login_twice,
-                server.port,
-                _client_context(authority),
-                ["one", "two", "three", APP_PASSWORD],
-            )
+        outcomes = await run_client(
+            config, clock, _login_twice, context, ["one", "two", "three", APP_PASSWORD]
+        )
 
     # smtplib reads the 421 and then finds the connection closed.
     assert outcomes == [535, 535, 535, "disconnected"]
@@ -1001,10 +983,9 @@ async def test_help_lists_only_the_commands_ehlo_offers(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port, [b"EHLO client.test\r\n", b"HELP\r\n", b"HELP AUTH\r\n"]
-        )
+    replies = await session_replies(
+        config, clock, [b"EHLO client.test\r\n", b"HELP\r\n", b"HELP AUTH\r\n"]
+    )
 
     assert "AUTH" not in replies[2], replies[2]
     assert "STARTTLS" not in replies[2], replies[2]
@@ -1013,23 +994,19 @@ async def test_help_lists_only_the_commands_ehlo_offers(
 
 
 async def test_help_lists_auth_once_it_is_offered_after_starttls(
-    tmp_path: Path, clock: ManualClock, tls_files: tuple[trustme.CA, dict[str, str]]
+    clock: ManualClock, login_required: tuple[Config, ssl.SSLContext]
 ) -> None:
-    authority, tls = tls_files
-    config = make_config(
-        tmp_path, trusted_networks=[], users={"app": APP_HASH}, tls=tls
-    )
+    config, context = login_required
 
     def help_before_and_after(port: int) -> tuple[bytes, bytes]:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             client.ehlo("client.test")
             before = client.docmd("HELP")[1]
-            client.starttls(context=_client_context(authority))
+            client.starttls(context=context)
             client.ehlo("client.test")
             return before, client.docmd("HELP")[1]
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        before, after = await asyncio.to_thread(help_before_and_after, server.port)
+    before, after = await run_client(config, clock, help_before_and_after)
 
     assert b"AUTH" not in before
     assert b"STARTTLS" in before
@@ -1041,23 +1018,23 @@ async def test_every_reply_but_greeting_and_ehlo_has_an_enhanced_code(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port,
-            [
-                b"EHLO client.test\r\n",
-                b"NOOP\r\n",
-                b"RSET\r\n",
-                b"VRFY <ann@example.com>\r\n",
-                b"VRFY <<<\r\n",
-                b"EXPN staff\r\n",
-                b"STARTTLS\r\n",
-                b"HELP\r\n",
-                b"HELP MAIL\r\n",
-                b"AUTH PLAIN\r\n",
-                b"QUIT\r\n",
-            ],
-        )
+    replies = await session_replies(
+        config,
+        clock,
+        [
+            b"EHLO client.test\r\n",
+            b"NOOP\r\n",
+            b"RSET\r\n",
+            b"VRFY <ann@example.com>\r\n",
+            b"VRFY <<<\r\n",
+            b"EXPN staff\r\n",
+            b"STARTTLS\r\n",
+            b"HELP\r\n",
+            b"HELP MAIL\r\n",
+            b"AUTH PLAIN\r\n",
+            b"QUIT\r\n",
+        ],
+    )
 
     enhanced = re.compile(r"[245]\d\d [245]\.\d{1,3}\.\d{1,3} ")
     for reply in replies[2:]:
@@ -1079,8 +1056,7 @@ async def test_lines_up_to_1000_octets_with_crlf_are_taken_and_longer_refused(
         except smtplib.SMTPDataError as error:
             return error.smtp_code, error.smtp_error
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        code, text = await asyncio.to_thread(send_long, server.port)
+    code, text = await run_client(config, clock, send_long)
 
     if accepted:
         assert code == 250, text
@@ -1097,11 +1073,7 @@ async def test_any_well_formed_sender_is_taken_even_with_a_single_label_domain(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, sender, ["ann@example.com"], message()
-        )
-        stored = await store.get_message(queue_id_of(result["DATA"][1]))
+    stored, _ = await submit_one(config, clock, message(), mail_from=sender)
 
     assert stored.mail_from == sender
 
@@ -1114,11 +1086,9 @@ async def test_a_malformed_sender_gets_501_5_1_7(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port,
-            [b"EHLO client.test\r\n", f"MAIL FROM:{sender}\r\n".encode()],
-        )
+    replies = await session_replies(
+        config, clock, [b"EHLO client.test\r\n", f"MAIL FROM:{sender}\r\n".encode()]
+    )
 
     assert replies[-1].startswith("501 5.1.7"), replies[-1]
 
@@ -1129,11 +1099,7 @@ async def test_a_quoted_local_part_recipient_is_taken(
     config = make_config(tmp_path)
     rcpt = '"quoted local"@example.net'
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        result = await asyncio.to_thread(
-            send, server.port, "bounces@app.test", [rcpt], message()
-        )
-        recipients = await store.recipients(queue_id=queue_id_of(result["DATA"][1]))
+    recipients = await stored_recipients(config, clock, [rcpt], message())
 
     assert [r.address for r in recipients] == [rcpt]
 
@@ -1144,15 +1110,15 @@ async def test_a_recipient_in_a_single_label_domain_is_refused_as_unroutable(
 ) -> None:
     config = make_config(tmp_path)
 
-    async with opened(config) as store, serving(config, store, clock) as server:
-        replies = await converse(
-            server.port,
-            [
-                b"EHLO client.test\r\n",
-                b"MAIL FROM:<root@vm>\r\n",
-                f"RCPT TO:<{rcpt}>\r\n".encode(),
-            ],
-        )
+    replies = await session_replies(
+        config,
+        clock,
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<root@vm>\r\n",
+            f"RCPT TO:<{rcpt}>\r\n".encode(),
+        ],
+    )
 
     assert replies[2].startswith("250 2.1.0"), replies[2]
     assert replies[3].startswith("553 5.1.2"), replies[3]
