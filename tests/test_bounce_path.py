@@ -218,6 +218,27 @@ async def test_a_dsn_after_acceptance_bounces_and_suppresses_for_the_campaign(
     )
 
 
+async def test_a_dsn_sent_again_is_kept_as_a_duplicate_and_counted_once(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    report = dsn(copy.mail_from, copy)
+    port = inbound(running).port
+
+    await asyncio.gather(
+        *(
+            asyncio.to_thread(send_report, port, copy.mail_from, report)
+            for _ in range(5)
+        )
+    )
+
+    rows = await running.store.export_bounces(None, None, None)
+    assert [r.address for r in rows] == ["ok@example.net"]
+    kept = await running.store.inbound_reports()
+    assert sorted(r.outcome for r in kept) == ["bounced"] + ["duplicate"] * 4
+
+
 async def test_a_suppressed_address_is_not_attempted_again_in_its_campaign_only(
     relay: tuple[Relay, Path], sink: Sink
 ) -> None:

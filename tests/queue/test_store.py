@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -398,6 +399,22 @@ async def test_a_later_failure_report_turns_a_delivered_recipient_bounced(
         ("a@x.example", "survey-1"),
         ("stranger@x.example", "survey-1"),
     ]
+
+
+async def test_a_repeated_failure_report_about_one_recipient_is_kept_once(
+    store: Store, clock: ManualClock
+) -> None:
+    now = clock.now()
+    accepted = await store.accept(message("a@x.example"), now)
+    recipient_id = accepted.recipient_ids[0]
+    await deliver(store, recipient_id, now)
+    report = bounce(recipient_id, "a@x.example", now + timedelta(hours=2), None)
+
+    outcomes = await asyncio.gather(*(store.add_bounce(report) for _ in range(8)))
+
+    assert sorted(outcomes) == [False] * 7 + [True]
+    rows = await store.export_bounces(None, None, None)
+    assert [r.address for r in rows] == ["a@x.example"]
 
 
 # -- reporting ---------------------------------------------------------------

@@ -305,8 +305,8 @@ class PostgresStore(Store):
         """
         return 0
 
-    async def add_bounce(self, bounce: BounceRecord) -> None:
-        await self._run(partial(sql.add_bounce, bounce=bounce))
+    async def add_bounce(self, bounce: BounceRecord) -> bool:
+        return await self._run(partial(sql.add_bounce, bounce=bounce))
 
     # -- suppression ------------------------------------------------------
 

@@ -257,10 +257,26 @@ async def insert_bounce(conn: Conn, bounce: BounceRecord) -> int | None:
     )
 
 
-async def add_bounce(conn: Conn, bounce: BounceRecord) -> None:
+async def add_bounce(conn: Conn, bounce: BounceRecord) -> bool:
+    if bounce.action == "failed" and bounce.recipient_id is not None:
+        # One delivery fails once: a second failure report about the same
+        # recipient row repeats the first (a server resending after a lost
+        # reply, or a second hop reporting the same failure). The row lock
+        # makes concurrent reports on any node take turns.
+        await conn.execute(
+            "SELECT 1 FROM recipients WHERE id = $1 FOR UPDATE", bounce.recipient_id
+        )
+        repeated = await conn.fetchval(
+            "SELECT 1 FROM bounce_records WHERE recipient_id = $1"
+            " AND action = 'failed' AND source = $2 LIMIT 1",
+            bounce.recipient_id,
+            bounce.source,
+        )
+        if repeated is not None:
+            return False
     recipient_id = await insert_bounce(conn, bounce)
     if recipient_id is None or bounce.action != "failed":
-        return
+        return True
     # A server that accepted the message may report failure afterwards
     # (RFC 3464 section 2.3.3, Action: failed): the delivery did not happen.
     await conn.execute(
@@ -274,6 +290,7 @@ async def add_bounce(conn: Conn, bounce: BounceRecord) -> None:
         recipient_id,
         State.DELIVERED.value,
     )
+    return True
 
 
 async def next_due_at(conn: Conn) -> datetime | None:

@@ -351,8 +351,8 @@ class SqliteStore(Store):
     async def release_leases(self) -> int:
         return await self._write(sql.release_leases)
 
-    async def add_bounce(self, bounce: BounceRecord) -> None:
-        await self._write(partial(sql.add_bounce, bounce=bounce))
+    async def add_bounce(self, bounce: BounceRecord) -> bool:
+        return await self._write(partial(sql.add_bounce, bounce=bounce))
 
     # -- suppression ------------------------------------------------------
 

@@ -252,10 +252,21 @@ def insert_bounce(conn: sqlite3.Connection, bounce: BounceRecord) -> int | None:
     return recipient_id
 
 
-def add_bounce(conn: sqlite3.Connection, bounce: BounceRecord) -> None:
+def add_bounce(conn: sqlite3.Connection, bounce: BounceRecord) -> bool:
+    if bounce.action == "failed" and bounce.recipient_id is not None:
+        # One delivery fails once: a second failure report about the same
+        # recipient row repeats the first (a server resending after a lost
+        # reply, or a second hop reporting the same failure).
+        repeated = conn.execute(
+            "SELECT 1 FROM bounce_records WHERE recipient_id = ?"
+            " AND action = 'failed' AND source = ? LIMIT 1",
+            (bounce.recipient_id, bounce.source),
+        ).fetchone()
+        if repeated is not None:
+            return False
     recipient_id = insert_bounce(conn, bounce)
     if recipient_id is None or bounce.action != "failed":
-        return
+        return True
     # A server that accepted the message may report failure afterwards
     # (RFC 3464 section 2.3.3, Action: failed): the delivery did not happen.
     conn.execute(
@@ -271,6 +282,7 @@ def add_bounce(conn: sqlite3.Connection, bounce: BounceRecord) -> None:
             State.DELIVERED,
         ),
     )
+    return True
 
 
 def next_due_at(conn: sqlite3.Connection) -> datetime | None:

@@ -108,8 +108,13 @@ class Store(abc.ABC):
         """Free every lease (single node start-up after a crash)."""
 
     @abc.abstractmethod
-    async def add_bounce(self, bounce: BounceRecord) -> None:
-        """Keep a bounce record that arrived after delivery (a DSN)."""
+    async def add_bounce(self, bounce: BounceRecord) -> bool:
+        """Keep a bounce record that arrived after delivery (a DSN).
+
+        A failed record about a recipient row that already has one from
+        the same source repeats it: nothing is kept and the answer is
+        False.
+        """
 
     # -- suppression ------------------------------------------------------
 

@@ -6,7 +6,9 @@ by the address it came to:
 - ``bounce_local+TOKEN@``: a DSN becomes a bounce record of the recipient
   row the token names (RFC 3464 ``Action: failed``), and may suppress the
   address by the policy; a ``delayed`` record is noted on the report and
-  changes nothing (the reporting server is still trying). An RFC 5965
+  changes nothing (the reporting server is still trying). A recipient row
+  fails once: a later failure report about it (a server resending after a
+  lost reply) is kept as ``duplicate`` and changes nothing. An RFC 5965
   complaint that comes here is treated as at the feedback address.
 - ``feedback_local@``: a complaint suppresses the recipient with reason
   ``complaint``.
@@ -208,7 +210,18 @@ class ReportHandler:
             remote_mta=record.remote_mta,
             source="dsn",
         )
-        await self._store.add_bounce(bounce)
+        if not await self._store.add_bounce(bounce):
+            outcome.results.append("duplicate")
+            outcome.notes.append(
+                f"{recipient.address}: already bounced by a report, unchanged"
+            )
+            log.info(
+                "inbound.duplicate",
+                queue_id=recipient.queue_id,
+                recipient=recipient.address,
+                via=via,
+            )
+            return
         metrics.observe_bounce(bounce.category, bounce.source)
         await self._store.add_events(
             self._events.events(
