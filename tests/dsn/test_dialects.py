@@ -268,3 +268,29 @@ For further assistance, please contact <support@isp.example.net>
 """.encode()
 
     assert [r.recipient for r in parse(raw).failed] == ["gone@example.com"]
+
+
+def test_undeclared_8bit_text_that_is_not_utf8_is_read_as_windows_latin1() -> None:
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.net\n"
+        b"To: sender@example.org\n"
+        b"Subject: Undelivered Mail Returned to Sender\n\n"
+        b"<gone@example.de>: 550 5.1.1 Empf\xe4nger unbekannt\n"
+    )
+
+    (record,) = parse(raw).failed
+
+    assert "Empfänger unbekannt" in record.diagnostic
+
+
+def test_undeclared_8bit_text_that_is_utf8_stays_utf8() -> None:
+    raw = (
+        "From: MAILER-DAEMON@mx.example.net\n"
+        "To: sender@example.org\n"
+        "Subject: Undelivered Mail Returned to Sender\n\n"
+        "<gone@example.de>: 550 5.1.1 Empfänger unbekannt\n"
+    ).encode()
+
+    (record,) = parse(raw).failed
+
+    assert "Empfänger unbekannt" in record.diagnostic

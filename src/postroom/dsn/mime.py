@@ -193,8 +193,16 @@ def _looks_like_header(head: bytes) -> bool:
 
 
 def _decode(body: bytes, charset: str | None) -> str:
-    name = (charset or "utf-8").strip().lower()
-    if name in ("us-ascii", "ascii", "utf8"):
+    name = (charset or "").strip().lower()
+    if name in ("", "us-ascii", "ascii"):
+        # Undeclared 8-bit text, or "ASCII" that is not: UTF-8 when it reads
+        # as such, else the Windows Latin-1 that older servers write (as
+        # browsers read such text).
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body.decode("cp1252", "replace")
+    if name == "utf8":
         name = "utf-8"
     try:
         return body.decode(name, "replace")
