@@ -349,9 +349,17 @@ async def test_mail_to_any_other_address_is_refused_with_5_1_1(
     assert await running.store.inbound_reports() == []
 
 
-@pytest.mark.parametrize("domain", [BOUNCE_DOMAIN, "relay.test"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"PostMaster@{BOUNCE_DOMAIN}",
+        "PostMaster@relay.test",
+        "Postmaster",  # RFC 5321 section 4.5.1: with no domain too
+        "postmaster",
+    ],
+)
 async def test_mail_to_postmaster_is_kept_and_forwarded(
-    relay: tuple[Relay, Path], sink: Sink, domain: str
+    relay: tuple[Relay, Path], sink: Sink, address: str
 ) -> None:
     running, _ = relay
     message = b"From: someone@example.com\r\nSubject: your relay\r\n\r\nhello\r\n"
@@ -359,7 +367,7 @@ async def test_mail_to_postmaster_is_kept_and_forwarded(
     await asyncio.to_thread(
         send_report,
         inbound(running).port,
-        f"PostMaster@{domain}",
+        address,
         message,
         "someone@example.com",
     )
