@@ -7,6 +7,8 @@ import io
 import json
 import mailbox
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 
 from postroom.cli import main
 
+POSTROOM = [sys.executable, "-m", "postroom"]
 # shared/ lies beside the checkout, in development and in CI alike.
 CORPUS = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "bounce-corpus" / "emails"
@@ -267,3 +270,31 @@ def test_import_refuses_a_scope_that_is_no_campaign_name(
 
     assert result.exit_code == 1
     assert "line 3: 'no such' is no campaign name" in result.output
+
+
+@needs_corpus
+def test_dsn_parse_says_when_a_folder_holds_no_messages(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one = tmp_path / "one.eml"
+    shutil.copy(CORPUS / "lhost-postfix-04.eml", one)
+
+    alone = subprocess.run(
+        [*POSTROOM, "dsn", "parse", str(empty)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    mixed = subprocess.run(
+        [*POSTROOM, "dsn", "parse", str(one), str(empty)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    missing = subprocess.run(
+        [*POSTROOM, "dsn", "parse", str(tmp_path / "nope")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert (alone.returncode, alone.stdout) == (1, "")
+    assert alone.stderr == f"postroom: no messages in {empty}\n"
+    assert mixed.returncode == 1
+    assert mixed.stdout.startswith(f"{one}: dsn")
+    assert f"no messages in {empty}" in mixed.stderr
+    assert missing.returncode == 2
