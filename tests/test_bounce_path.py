@@ -300,7 +300,32 @@ async def test_a_delayed_dsn_is_noted_and_changes_no_state(
     assert await running.store.export_bounces(None, None, None) == []
     [kept] = await running.store.inbound_reports()
     assert kept.outcome == "delayed"
-    assert "4.2.2" in kept.detail
+    # The diagnostic starts with the codes: each is written once.
+    assert kept.detail.startswith("ok@example.net: delayed 450 4.2.2 <ok@")
+    assert kept.detail.count("4.2.2") == 1
+
+
+async def test_inbound_list_and_show_write_the_null_sender_as_empty_brackets(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, config_file = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    await asyncio.to_thread(
+        send_report, inbound(running).port, copy.mail_from, dsn(copy.mail_from, copy)
+    )
+    [kept] = await running.store.inbound_reports()
+    cfg = ["--config", str(config_file)]
+
+    listing = await asyncio.to_thread(
+        CliRunner().invoke, main, ["inbound", "list", *cfg]
+    )
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, main, ["inbound", "show", str(kept.id), *cfg]
+    )
+
+    assert "<<>>" not in listing.output + shown.output
+    assert f" <> {' ' * 28}{copy.mail_from}" in listing.output
+    assert "from:      <>\n" in shown.output
 
 
 async def test_a_complaint_with_the_address_redacted_unsubscribes_by_our_header(
@@ -370,9 +395,17 @@ async def test_mail_to_any_other_address_is_refused_with_5_1_1(
     assert await running.store.inbound_reports() == []
 
 
-@pytest.mark.parametrize("domain", [BOUNCE_DOMAIN, "relay.test"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"PostMaster@{BOUNCE_DOMAIN}",
+        "PostMaster@relay.test",
+        "Postmaster",  # RFC 5321 section 4.5.1: with no domain too
+        "postmaster",
+    ],
+)
 async def test_mail_to_postmaster_is_kept_and_forwarded(
-    relay: tuple[Relay, Path], sink: Sink, domain: str
+    relay: tuple[Relay, Path], sink: Sink, address: str
 ) -> None:
     running, _ = relay
     message = b"From: someone@example.com\r\nSubject: your relay\r\n\r\nhello\r\n"
@@ -380,7 +413,7 @@ async def test_mail_to_postmaster_is_kept_and_forwarded(
     await asyncio.to_thread(
         send_report,
         inbound(running).port,
-        f"PostMaster@{domain}",
+        address,
         message,
         "someone@example.com",
     )

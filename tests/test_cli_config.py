@@ -88,3 +88,22 @@ def test_config_check_opens_the_dkim_key_files_it_names(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "dkim.0.key" in result.stderr
     assert "cannot read the key file" in result.stderr
+
+
+def test_config_check_refuses_two_listeners_on_one_port_naming_both_keys(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "postroom.yaml"
+    config.write_text(
+        "submission: {listen: '127.0.0.1:2525'}\n"
+        "inbound: {listen: '127.0.0.1:2525', bounce_domain: bounces.example.org}\n"
+    )
+
+    result = run("config", "check", "--config", str(config))
+
+    assert result.returncode == 2
+    assert (
+        "inbound.listen: 127.0.0.1:2525 is also submission.listen (127.0.0.1:2525)"
+        in result.stderr
+    )
+    assert "ok:" not in result.stdout

@@ -7,6 +7,8 @@ import io
 import json
 import mailbox
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 
 from postroom.cli import main
 
+POSTROOM = [sys.executable, "-m", "postroom"]
 # shared/ lies beside the checkout, in development and in CI alike.
 CORPUS = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "bounce-corpus" / "emails"
@@ -167,3 +170,131 @@ def test_add_refuses_what_is_not_an_address(config_file: Path) -> None:
 
     assert result.exit_code == 2
     assert "'not an address' is not an address" in result.output
+
+
+def test_import_of_a_file_that_is_not_utf8_names_it_and_adds_nothing(
+    config_file: Path, tmp_path: Path
+) -> None:
+    cfg = ("--config", str(config_file))
+    run("suppress", "add", *cfg, "--campaign", "spring", "kept@x.example")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a@x.example\nb@x.example\n\xff\xfe\x00a\x00@\x00")
+
+    result = CliRunner().invoke(
+        main, ["suppress", "import", *cfg, "--campaign", "spring", str(bad)]
+    )
+
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output == (
+        f"Error: {bad}: line 3, byte 25: not UTF-8 text; save the file as UTF-8\n"
+    )
+    assert run("suppress", "export", *cfg).count("@x.example") == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("add", "a@x.example"),
+        ("remove", "a@x.example"),
+        ("list",),
+        ("export",),
+        ("import", "LIST"),
+    ],
+)
+def test_the_global_marker_is_no_campaign_name(
+    config_file: Path, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    plain = tmp_path / "plain.csv"
+    plain.write_text("a@x.example\n")
+    name, *rest = command
+    args = [str(plain) if arg == "LIST" else arg for arg in rest]
+
+    result = CliRunner().invoke(
+        main,
+        ["suppress", name, "--config", str(config_file), "--campaign", "*", *args],
+    )
+
+    assert result.exit_code == 2
+    assert "'*' marks the global list, not a campaign; use --global" in result.output
+
+
+def test_a_comma_in_a_file_without_a_header_is_an_error_naming_the_line(
+    config_file: Path, tmp_path: Path
+) -> None:
+    cfg = ("--config", str(config_file))
+    run("suppress", "add", *cfg, "--global", "kept@x.example")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("# addresses\nimp4@example.net\nimp5@example.net,extra\n")
+
+    result = CliRunner().invoke(
+        main, ["suppress", "import", *cfg, "--campaign", "spring", str(plain)]
+    )
+
+    assert result.exit_code == 1
+    assert "line 3: a comma, but the file has no header line" in result.output
+    assert "address,scope,reason,created_at" in result.output
+    assert run("suppress", "export", *cfg).count("@") == 1
+
+
+def test_import_finds_columns_by_the_names_in_the_header(
+    config_file: Path, tmp_path: Path
+) -> None:
+    cfg = ("--config", str(config_file))
+    listed = tmp_path / "list.csv"
+    listed.write_text(
+        "address,reason\n"
+        "a@x.example,legal\n"
+        "b@x.example,\n"  # an empty reason takes --reason
+    )
+
+    run("suppress", "import", *cfg, "--campaign", "spring", str(listed))
+    exported = run("suppress", "export", *cfg)
+
+    rows = list(csv.reader(io.StringIO(exported)))
+    assert [r[:3] for r in rows[1:]] == [
+        ["a@x.example", "spring", "legal"],
+        ["b@x.example", "spring", "import"],
+    ]
+
+
+def test_import_refuses_a_scope_that_is_no_campaign_name(
+    config_file: Path, tmp_path: Path
+) -> None:
+    listed = tmp_path / "list.csv"
+    listed.write_text("address,scope\na@x.example,spring\nb@x.example,no such\n")
+
+    result = CliRunner().invoke(
+        main, ["suppress", "import", "--config", str(config_file), str(listed)]
+    )
+
+    assert result.exit_code == 1
+    assert "line 3: 'no such' is no campaign name" in result.output
+
+
+@needs_corpus
+def test_dsn_parse_says_when_a_folder_holds_no_messages(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one = tmp_path / "one.eml"
+    shutil.copy(CORPUS / "lhost-postfix-04.eml", one)
+
+    alone = subprocess.run(
+        [*POSTROOM, "dsn", "parse", str(empty)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    mixed = subprocess.run(
+        [*POSTROOM, "dsn", "parse", str(one), str(empty)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    missing = subprocess.run(
+        [*POSTROOM, "dsn", "parse", str(tmp_path / "nope")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert (alone.returncode, alone.stdout) == (1, "")
+    assert alone.stderr == f"postroom: no messages in {empty}\n"
+    assert mixed.returncode == 1
+    assert mixed.stdout.startswith(f"{one}: dsn")
+    assert f"no messages in {empty}" in mixed.stderr
+    assert missing.returncode == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,14 +33,26 @@ def dsn_group() -> None:
     "--json", "as_json", is_flag=True, help="One JSON object per message per line."
 )
 def dsn_parse(paths: tuple[Path, ...], as_json: bool) -> None:
-    """Parse bounce messages and print what each says about each recipient."""
+    """Parse bounce messages and print what each says about each recipient.
+
+    Exits 0 when every PATH held a message, 1 when one held none (a folder
+    with no files in it; said on stderr), 2 when one does not exist.
+    """
+    empty = False
     for path in paths:
+        found = False
         for name, raw in messages(path):
+            found = True
             report = dsn.parse(raw)
             if as_json:
                 click.echo(json.dumps(report_json(name, report)))
             else:
                 _print_report(name, report)
+        if not found:
+            click.echo(f"postroom: no messages in {path}", err=True)
+            empty = True
+    if empty:
+        sys.exit(1)
 
 
 def messages(path: Path) -> Iterator[tuple[str, bytes]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_store
-from postroom.queue.models import InboundReport
+from postroom.queue.models import InboundOutcome, InboundReport
 from postroom.queue.store import Store
 
 
@@ -25,18 +25,29 @@ def inbound_group() -> None:
 
 @inbound_group.command("list")
 @config_option
+# TODO: a message sent to several of our addresses has their outcomes joined
+# by commas ("forwarded,bounced"); --outcome matches the whole value only,
+# so such a message is listed only without it.
 @click.option(
     "--outcome",
+    type=click.Choice([str(o) for o in InboundOutcome]),
     default=None,
-    help="Only this outcome: pending, bounced, delayed, complaint, "
-    "unsubscribed, forwarded, kept, unmatched, forged, ignored.",
+    help="Only messages with this outcome.",
 )
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Show at most this many, the newest.",
+)
 @quiet_logs
 def inbound_list(config_path: Path | None, outcome: str | None, limit: int) -> None:
-    """One line per kept message, oldest first."""
+    """One line per kept message, newest first."""
     config = load_or_exit(config_path)
-    reports = with_store(lambda store: store.inbound_reports(outcome, limit), config)
+    reports = with_store(
+        lambda store: store.inbound_reports(outcome, limit, newest_first=True), config
+    )
     if reports:
         click.echo(
             f"{'ID':>6}  {'RECEIVED':<25} {'KIND':<10} {'OUTCOME':<12} {'FROM':<30} TO"
@@ -66,19 +77,26 @@ def inbound_show(config_path: Path | None, report_id: int, raw: bool) -> None:
         click.echo(f"id:        {report.id}")
         click.echo(f"received:  {report.received_at.isoformat()}")
         click.echo(f"peer:      {report.peer}")
-        click.echo(f"from:      <{report.mail_from}>")
+        click.echo(f"from:      {_angled(report.mail_from)}")
         click.echo(f"to:        {', '.join(report.rcpts)}")
         click.echo(f"kind:      {report.kind or '-'}")
         click.echo(f"outcome:   {report.outcome}")
         if report.detail:
             click.echo(f"detail:    {report.detail}")
         click.echo("")
-    click.echo(data.decode("utf-8", "replace"), nl=False)
+    # Kept with the CRLF line ends of SMTP; --raw gives those bytes.
+    click.echo(data.decode("utf-8", "replace").replace("\r\n", "\n"), nl=False)
 
 
 def _line(report: InboundReport) -> str:
     return (
         f"{report.id:>6}  {report.received_at.isoformat(timespec='seconds'):<25} "
         f"{report.kind or '-':<10} {report.outcome:<12} "
-        f"{'<' + report.mail_from + '>':<30} {', '.join(report.rcpts)}"
+        f"{_angled(report.mail_from):<30} {', '.join(report.rcpts)}"
     )
+
+
+def _angled(address: str) -> str:
+    """``address`` in angle brackets; the null sender (kept as it came,
+    ``<>`` or empty) as ``<>``."""
+    return "<>" if address in ("", "<>") else f"<{address}>"

@@ -1,11 +1,20 @@
 """`postroom suppress`: read and repair the suppression lists.
 
 A list is a campaign's, or with ``--global`` the one that covers every
-campaign (stored under the scope ``*``). The CSV form, read by ``import``
-and written by ``export``, has the columns ``address,scope,reason,
-created_at``; an import file may carry only the first column, and then
-takes the scope from ``--campaign``/``--global`` and the reason from
-``--reason``.
+campaign (stored under the scope ``*``, which is no campaign name). The
+CSV form, written by ``export`` and read by ``import``, starts with the
+header line ``address,scope,reason,created_at``. An import file is either
+that (columns found by their names in the header; others are ignored; an
+empty or missing scope, reason or time is taken from the options or is
+now) or, without a header line, one address a line, with the scope from
+``--campaign``/``--global`` and the reason from ``--reason``. A comma in a
+file without a header is an error rather than a guess at columns.
+
+The reason is a word kept with the entry. postroom writes the failure
+category of a bounce (``unknown_user``...), ``complaint`` and
+``unsubscribe`` itself (these two count as opt-outs in ``postroom
+stats``), and ``manual`` or ``import`` by default here; any other word
+given with ``--reason`` or in a file is kept as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -24,12 +33,15 @@ from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_st
 from postroom.clock import SystemClock
 from postroom.queue.models import Suppression
 from postroom.queue.store import GLOBAL_SCOPE, Store
-from postroom.relay.message import is_mailbox
+from postroom.relay.message import clean_campaign, is_mailbox
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 CSV_HEADER = ("address", "scope", "reason", "created_at")
+# The first column's name in the header of export's CSV, and in that of
+# `postroom export bounces` (whose other columns are not read here).
+_ADDRESS_COLUMNS = ("address", "email address")
 
 # Entries written per transaction while importing: large enough to be quick,
 # small enough that the daemon's own writes are not held up for long.
@@ -40,7 +52,9 @@ def _scope_options(func: F) -> F:
     func = click.option(
         "--global", "everywhere", is_flag=True, help="The list of every campaign."
     )(func)
-    return click.option("--campaign", default=None, help="The campaign's list.")(func)
+    return click.option(
+        "--campaign", default=None, help="The campaign's list (not '*': --global)."
+    )(func)
 
 
 def _scope(campaign: str | None, everywhere: bool, *, required: bool) -> str | None:
@@ -48,9 +62,26 @@ def _scope(campaign: str | None, everywhere: bool, *, required: bool) -> str | N
         raise click.UsageError("give --campaign or --global, not both")
     if everywhere:
         return GLOBAL_SCOPE
-    if campaign is None and required:
-        raise click.UsageError("name the list: --campaign NAME or --global")
-    return campaign
+    if campaign is None:
+        if required:
+            raise click.UsageError("name the list: --campaign NAME or --global")
+        return None
+    problem = _campaign_problem(campaign)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--campaign")
+    return campaign.strip()
+
+
+def _campaign_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a campaign's list, or None when it can."""
+    if name.strip() == GLOBAL_SCOPE:
+        return f"{name!r} marks the global list, not a campaign; use --global"
+    if clean_campaign(name) is None:
+        return (
+            f"{name!r} is no campaign name: letters, digits and . _ : + @ / = -, "
+            "starting with a letter or digit"
+        )
+    return None
 
 
 @click.group()
@@ -80,7 +111,9 @@ def suppress_list(
 @suppress.command("add")
 @config_option
 @_scope_options
-@click.option("--reason", default="manual", show_default=True)
+@click.option(
+    "--reason", default="manual", show_default=True, help="Kept with each entry."
+)
 @click.argument("addresses", nargs=-1, required=True)
 @quiet_logs
 def suppress_add(
@@ -158,7 +191,12 @@ def suppress_export(
 @suppress.command("import")
 @config_option
 @_scope_options
-@click.option("--reason", default="import", show_default=True)
+@click.option(
+    "--reason",
+    default="import",
+    show_default=True,
+    help="Kept with each entry whose line gives none.",
+)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @quiet_logs
 def suppress_import(
@@ -168,12 +206,15 @@ def suppress_import(
     reason: str,
     path: Path,
 ) -> None:
-    """Add the addresses of a CSV file (as written by export, or one
-    address a line) to the lists it names or to the one given."""
+    """Add the addresses of a UTF-8 file to the lists it names or to the
+    one given: export's CSV, whose header line
+    address,scope,reason,created_at names its columns, or, with no header,
+    one address a line (a comma there is an error). Nothing is added when
+    a line is wrong."""
     config = load_or_exit(config_path)
     default_scope = _scope(campaign, everywhere, required=False)
     now = SystemClock().now()
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read_text(path)
     entries = list(_read_entries(io.StringIO(text), default_scope, reason, now))
 
     async def body(store: Store) -> int:
@@ -191,25 +232,76 @@ def suppress_import(
     click.echo(f"{added} of {len(entries)} address(es) added")
 
 
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise click.ClickException(
+            f"{path}: line {line}, byte {exc.start + 1}: not UTF-8 text; "
+            "save the file as UTF-8"
+        ) from None
+
+
 def _read_entries(
     text: TextIO, default_scope: str | None, reason: str, now: datetime
 ) -> Iterator[Suppression]:
+    columns: dict[str, int] | None = None  # None: no header, one address a line
+    first = True
     for number, row in enumerate(csv.reader(text), start=1):
-        if not row or not row[0].strip() or row[0].strip().startswith("#"):
+        cells = [cell.strip() for cell in row]
+        if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        if number == 1 and row[0].strip().lower() in ("address", "email address"):
-            continue  # a header line
-        address = row[0].strip()
-        if not is_mailbox(address):
-            raise click.ClickException(f"line {number}: {address!r} is no address")
-        scope = (row[1].strip() if len(row) > 1 else "") or default_scope
-        if scope is None:
+        if first:
+            first = False
+            if cells[0].lower() in _ADDRESS_COLUMNS:
+                columns = _header(cells)
+                continue
+        if columns is None and len(cells) > 1:
             raise click.ClickException(
-                f"line {number}: no scope; give --campaign NAME or --global"
+                f"line {number}: a comma, but the file has no header line; "
+                "a file with columns starts with " + ",".join(CSV_HEADER)
             )
-        why = (row[2].strip() if len(row) > 2 else "") or reason
-        created = _parse_time(row[3], number) if len(row) > 3 and row[3] else now
-        yield Suppression(scope, address, why, created)
+        yield _entry(number, cells, columns or {}, default_scope, reason, now)
+
+
+def _header(cells: list[str]) -> dict[str, int]:
+    """Where each column we read is, by its name in the header line."""
+    columns = {"address": 0}
+    for index, name in enumerate(cells[1:], start=1):
+        if name.lower() in CSV_HEADER[1:]:
+            columns.setdefault(name.lower(), index)
+    return columns
+
+
+def _entry(
+    number: int,
+    cells: list[str],
+    columns: dict[str, int],
+    default_scope: str | None,
+    reason: str,
+    now: datetime,
+) -> Suppression:
+    address = cells[0]
+    if not is_mailbox(address):
+        raise click.ClickException(f"line {number}: {address!r} is no address")
+    scope = _cell(cells, columns, "scope") or default_scope
+    if scope is None:
+        raise click.ClickException(
+            f"line {number}: no scope; give --campaign NAME or --global"
+        )
+    if scope != GLOBAL_SCOPE and (problem := _campaign_problem(scope)):
+        raise click.ClickException(f"line {number}: {problem}")
+    why = _cell(cells, columns, "reason") or reason
+    when = _cell(cells, columns, "created_at")
+    created = _parse_time(when, number) if when else now
+    return Suppression(scope, address, why, created)
+
+
+def _cell(cells: Sequence[str], columns: dict[str, int], name: str) -> str:
+    index = columns.get(name)
+    return cells[index] if index is not None and index < len(cells) else ""
 
 
 def _parse_time(value: str, number: int) -> datetime:

@@ -41,7 +41,10 @@ suppression:
         ("inbound: {secret: short}", "at least 16"),
         ("inbound: {bounce_domain: localhost}", "not a domain"),
         ("inbound: {postmaster_forward: [nobody]}", "not an e-mail address"),
-        ("suppression: {policy: {no_such_thing: true}}", "unknown categories"),
+        (
+            "suppression: {policy: {no_such_thing: true}}",
+            "suppression.policy.no_such_thing: unknown category; known: auto_reply",
+        ),
         ("suppression: {scope: everywhere}", "suppression.scope"),
     ],
 )

@@ -146,3 +146,64 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "submission: {listen: '127.0.0.1:2525'}\n"
+            "inbound: {listen: '127.0.0.1:2525', bounce_domain: bounces.test}\n",
+            "inbound.listen: 127.0.0.1:2525 is also submission.listen",
+        ),
+        (
+            "submission: {listen: '127.0.0.1:8025'}\nweb: {listen: '127.0.0.1:8025'}\n",
+            "web.listen: 127.0.0.1:8025 is also submission.listen",
+        ),
+        (
+            "inbound: {listen: '0.0.0.0:25', bounce_domain: bounces.test}\n"
+            "web: {listen: '127.0.0.1:25'}\n",
+            "web.listen: 127.0.0.1:25 is also inbound.listen (0.0.0.0:25)",
+        ),
+    ],
+)
+def test_two_listeners_on_one_address_and_port_are_refused(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(text)
+
+    assert problem in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Port 0 is any free port, a different one for each listener.
+        "submission: {listen: '127.0.0.1:0'}\n"
+        "inbound: {listen: '127.0.0.1:0', bounce_domain: bounces.test}\n"
+        "web: {listen: '127.0.0.1:0'}\n",
+        # Without a bounce domain there is no inbound listener.
+        "inbound: {listen: '127.0.0.1:2525'}\n",
+        # Without results pages or unsubscribe there is no web listener.
+        "web: {listen: '127.0.0.1:2525', results: false}\n",
+        "submission: {listen: '127.0.0.1:2525'}\nweb: {listen: '127.0.0.2:2525'}\n",
+    ],
+)
+def test_listeners_that_can_all_be_opened_are_accepted(text: str) -> None:
+    parse_config(text)
+
+
+def test_every_broken_suppression_policy_entry_is_reported_at_once() -> None:
+    text = "suppression:\n  policy:\n    unknown_user: maybe\n    bogus: true\n"
+
+    with pytest.raises(ConfigError) as error:
+        parse_config(text)
+
+    assert error.value.problems[0].startswith(
+        "suppression.policy.unknown_user: expected true or false, not 'maybe'"
+    )
+    assert error.value.problems[1].startswith(
+        "suppression.policy.bogus: unknown category; known: auto_reply"
+    )
+    assert len(error.value.problems) == 2

@@ -135,6 +135,18 @@ async def test_recipients_are_found_by_the_message_id_of_their_message(
     assert unknown == []
 
 
+async def test_inbound_reports_come_oldest_first_or_newest_first(
+    store: Store, clock: ManualClock
+) -> None:
+    ids = [await store.add_inbound(REPORT, clock.now()) for _ in range(3)]
+
+    oldest = await store.inbound_reports(limit=2)
+    newest = await store.inbound_reports(limit=2, newest_first=True)
+
+    assert [r.id for r in oldest] == ids[:2]
+    assert [r.id for r in newest] == [ids[2], ids[1]]
+
+
 async def test_old_inbound_reports_are_purged_with_the_records(
     backend: Backend, clock: ManualClock
 ) -> None:

@@ -75,15 +75,21 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(["the top level must be a mapping of keys"], source)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_problems(exc), source) from exc
+    clashes = config.listener_clashes()
+    if clashes:
+        raise ConfigError(clashes, source)
+    return config
 
 
 def _problems(exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        # pydantic ends the place of a broken mapping key with "[key]".
+        parts = [str(part) for part in error["loc"] if part != "[key]"]
+        key = ".".join(parts) or "(top level)"
         problems.append(f"{key}: {_message(error)}")
     return problems
 

@@ -54,6 +54,20 @@ def split_hostport(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+# Hosts that mean every address of the machine.
+_EVERY_ADDRESS = ("", "0.0.0.0", "::")  # noqa: S104 -- compared, not bound
+
+
+def _same_socket(one: str, other: str) -> bool:
+    """Whether two host:port values cannot both be listened on."""
+    host, port = split_hostport(one)
+    other_host, other_port = split_hostport(other)
+    if port == 0 or port != other_port:
+        return False
+    host, other_host = host.lower(), other_host.lower()
+    return host == other_host or host in _EVERY_ADDRESS or other_host in _EVERY_ADDRESS
+
+
 def check_unsubscribe_url(url: str) -> str:
     """``url`` without a trailing slash, if it may carry one-click unsubscribe.
 
@@ -388,21 +402,26 @@ def _default_policy() -> dict[str, bool]:
     return {str(c): c in DEFAULT_SUPPRESS for c in Category}
 
 
+def _known_category(name: str) -> str:
+    known = [str(c) for c in Category]
+    if name not in known:
+        raise ValueError(f"unknown category; known: {', '.join(sorted(known))}")
+    return name
+
+
+# Keys and values are checked one by one, so every broken entry is named.
+PolicyCategory = Annotated[str, AfterValidator(_known_category)]
+
+
 class SuppressionConfig(_Section):
     """Which failures put an address on a suppression list, and which list."""
 
     scope: Literal["campaign", "global"] = "campaign"
-    policy: dict[str, bool] = Field(default_factory=_default_policy)
+    policy: dict[PolicyCategory, bool] = Field(default_factory=_default_policy)
 
     @field_validator("policy")
     @classmethod
-    def _known_categories(cls, policy: dict[str, bool]) -> dict[str, bool]:
-        known = {str(c) for c in Category}
-        unknown = sorted(set(policy) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown categories {unknown}; known: {', '.join(sorted(known))}"
-            )
+    def _fill_defaults(cls, policy: dict[str, bool]) -> dict[str, bool]:
         # Categories not named keep their default.
         return {**_default_policy(), **policy}
 
@@ -529,6 +548,39 @@ class Config(_Section):
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"{name!r} is not a host name")
         return name
+
+    @property
+    def serves_web(self) -> bool:
+        """Whether anything the web listener serves is asked for."""
+        return self.web.results or self.unsubscribe.base_url is not None
+
+    def listeners(self) -> dict[str, str]:
+        """The addresses `serve` listens on, by the key that sets each."""
+        found = {"submission.listen": self.submission.listen}
+        if self.inbound.bounce_domain is not None:
+            found["inbound.listen"] = self.inbound.listen
+        if self.serves_web:
+            found["web.listen"] = self.web.listen
+        return found
+
+    def listener_clashes(self) -> list[str]:
+        """A problem for each two listeners set to one address and port.
+
+        Port 0 asks for any free port and clashes with nothing; a host that
+        listens on every address (0.0.0.0, ::) clashes with any other on
+        its port.
+        """
+        problems = []
+        taken: list[tuple[str, str]] = []
+        for key, value in self.listeners().items():
+            for other_key, other in taken:
+                if _same_socket(value, other):
+                    problems.append(
+                        f"{key}: {value} is also {other_key} ({other}); "
+                        "each listener needs its own port"
+                    )
+            taken.append((key, value))
+        return problems
 
     @property
     def sqlite_path(self) -> Path:

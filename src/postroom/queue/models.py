@@ -246,13 +246,32 @@ class NewInboundReport:
     raw: bytes
 
 
+class InboundOutcome(StrEnum):
+    """What came of one address of a kept inbound message.
+
+    A message sent to several of our addresses gets the outcomes of each,
+    joined by commas in the order they came (``forwarded,bounced``).
+    """
+
+    PENDING = "pending"  # kept, not acted on yet
+    BOUNCED = "bounced"  # a failure recorded for the recipient it names
+    DELAYED = "delayed"  # the reporting server is still trying
+    NO_FAILURE = "no_failure"  # a DSN about its recipient with no failure
+    COMPLAINT = "complaint"
+    UNSUBSCRIBED = "unsubscribed"
+    FORWARDED = "forwarded"  # mail to postmaster, sent on
+    KEPT = "kept"  # mail to postmaster, with nobody to forward to
+    UNMATCHED = "unmatched"  # a report about no recipient we know
+    FORGED = "forged"  # a token that fails its signature
+    UNREADABLE = "unreadable"  # neither a DSN, a complaint nor an auto-reply
+    IGNORED = "ignored"  # an auto-reply or an ordinary message
+
+
 @dataclass(frozen=True, slots=True)
 class InboundReport:
     """A kept inbound message and what came of it.
 
-    ``outcome`` is ``pending`` until it has been acted on; then, for
-    example, ``bounced``, ``delayed``, ``complaint``, ``unsubscribed``,
-    ``forwarded``, ``unmatched``, ``forged`` or ``ignored``.
+    ``outcome`` is one `InboundOutcome`, or several joined by commas.
     """
 
     id: int

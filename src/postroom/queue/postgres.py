@@ -364,6 +364,8 @@ class PostgresStore(Store):
         outcome: str | None = None,
         limit: int = 1000,
         report_id: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[InboundReport]:
         return await self._run(
             partial(
@@ -371,6 +373,7 @@ class PostgresStore(Store):
                 outcome=outcome,
                 limit=limit,
                 report_id=report_id,
+                newest_first=newest_first,
             )
         )
 

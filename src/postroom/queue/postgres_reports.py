@@ -209,13 +209,18 @@ async def settle_inbound(
 
 
 async def inbound_reports(
-    conn: Conn, outcome: str | None, limit: int, report_id: int | None
+    conn: Conn,
+    outcome: str | None,
+    limit: int,
+    report_id: int | None,
+    newest_first: bool,
 ) -> list[InboundReport]:
+    order = "id DESC" if newest_first else "id"
     rows = await conn.fetch(
-        "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"
+        "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"  # noqa: S608 -- only a fixed order is interpolated
         " recipient_id, detail FROM inbound_reports"
         " WHERE ($1::text IS NULL OR outcome = $1)"
-        " AND ($3::bigint IS NULL OR id = $3) ORDER BY id LIMIT $2",
+        f" AND ($3::bigint IS NULL OR id = $3) ORDER BY {order} LIMIT $2",
         outcome,
         limit,
         report_id,

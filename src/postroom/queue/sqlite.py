@@ -410,6 +410,8 @@ class SqliteStore(Store):
         outcome: str | None = None,
         limit: int = 1000,
         report_id: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[InboundReport]:
         return await self._read(
             partial(
@@ -417,6 +419,7 @@ class SqliteStore(Store):
                 outcome=outcome,
                 limit=limit,
                 report_id=report_id,
+                newest_first=newest_first,
             )
         )
 

@@ -105,12 +105,18 @@ def settle_inbound(
 
 
 def inbound_reports(
-    conn: sqlite3.Connection, outcome: str | None, limit: int, report_id: int | None
+    conn: sqlite3.Connection,
+    outcome: str | None,
+    limit: int,
+    report_id: int | None,
+    newest_first: bool,
 ) -> list[InboundReport]:
     where, params = where_clause(("outcome = ?", outcome), ("id = ?", report_id))
+    order = "id DESC" if newest_first else "id"
     rows = conn.execute(
-        "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"  # noqa: S608 -- only "?" placeholders are interpolated
-        f" recipient_id, detail FROM inbound_reports {where} ORDER BY id LIMIT ?",
+        "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"  # noqa: S608 -- only "?" placeholders and a fixed order are interpolated
+        f" recipient_id, detail FROM inbound_reports {where} ORDER BY {order}"
+        " LIMIT ?",
         (*params, limit),
     )
     return [

@@ -167,9 +167,11 @@ class Store(abc.ABC):
         outcome: str | None = None,
         limit: int = 1000,
         report_id: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[InboundReport]:
-        """Kept inbound messages, oldest first, optionally of one outcome or
-        only the one with ``report_id``."""
+        """Kept inbound messages, oldest first (or ``newest_first``),
+        optionally of one outcome or only the one with ``report_id``."""
 
     @abc.abstractmethod
     async def load_inbound_raw(self, report_id: int) -> bytes:

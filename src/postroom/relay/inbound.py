@@ -4,9 +4,10 @@ It takes mail for a handful of addresses and nothing else:
 ``bounce_local+TOKEN@bounce_domain`` (DSNs to VERP return paths),
 ``feedback_local@bounce_domain`` (RFC 5965 complaints),
 ``unsubscribe_local+TOKEN@bounce_domain`` (mailto unsubscribes) and
-``postmaster@`` any of our domains, the bounce domain and ``hostname``
-(RFC 5321 section 4.5.1 requires it). Every other address is refused with
-``550 5.1.1`` at RCPT, so this listener never relays.
+``postmaster@`` any of our domains, the bounce domain and ``hostname``,
+and ``postmaster`` with no domain (RFC 5321 section 4.5.1 requires both).
+Every other address is refused with ``550 5.1.1`` at RCPT, so this
+listener never relays.
 
 Whether a token is genuine is not checked at RCPT: a forged report is
 accepted, kept and recorded as forged, which shows an operator that
@@ -196,8 +197,11 @@ class _Handler:
         if lowered == self._feedback:
             return Route("feedback", address)
         local, _, domain = lowered.rpartition("@")
-        # RFC 5321 section 4.5.1: "postmaster" is case-insensitive.
-        if local == "postmaster" and domain in self._our_domains:
+        # RFC 5321 section 4.5.1: "postmaster" is case-insensitive, and
+        # must be taken without a domain as well.
+        if lowered == "postmaster" or (
+            local == "postmaster" and domain in self._our_domains
+        ):
             return Route("postmaster", address)
         return None
 

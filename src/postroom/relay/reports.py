@@ -43,7 +43,13 @@ from postroom.clock import Clock
 from postroom.config import Config
 from postroom.dsn import Action, Category, Record, Report, ReportKind
 from postroom.errors import NotFound
-from postroom.queue.models import BounceRecord, NewMessage, NewRecipient, Recipient
+from postroom.queue.models import (
+    BounceRecord,
+    InboundOutcome,
+    NewMessage,
+    NewRecipient,
+    Recipient,
+)
 from postroom.queue.store import Store
 from postroom.queue.suppression import SuppressionPolicy, apply_policy
 from postroom.relay.verp import RCPT_HEADER
@@ -84,13 +90,13 @@ class Outcome:
     """What came of one inbound message."""
 
     kind: str | None = None
-    results: list[str] = field(default_factory=list)
+    results: list[InboundOutcome] = field(default_factory=list)
     recipient_id: int | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        return ",".join(dict.fromkeys(self.results)) or "ignored"
+        return ",".join(dict.fromkeys(self.results)) or InboundOutcome.IGNORED
 
 
 class ReportHandler:
@@ -156,12 +162,14 @@ class ReportHandler:
         if report.kind not in (ReportKind.DSN, ReportKind.ARF):
             # Auto-replies (RFC 3834), ordinary mail, unreadable reports.
             unreadable = report.kind is ReportKind.UNKNOWN
-            outcome.results.append("unreadable" if unreadable else "ignored")
+            outcome.results.append(
+                InboundOutcome.UNREADABLE if unreadable else InboundOutcome.IGNORED
+            )
             outcome.notes.append(f"{route.address}: {report.kind}, kept")
             return
         match = await self._match(route.token, report, raw)
         if match.recipient is None:
-            outcome.results.append(match.via)
+            outcome.results.append(InboundOutcome(match.via))
             outcome.notes.append(f"{route.address}: {report.kind} {match.via}")
             log.warning(
                 "inbound.unmatched",
@@ -185,14 +193,10 @@ class ReportHandler:
             if delayed:
                 # RFC 3464 section 2.3.3: the reporting server keeps trying,
                 # so nothing about the recipient is settled yet.
-                first = delayed[0]
-                outcome.results.append("delayed")
-                outcome.notes.append(
-                    f"{recipient.address}: delayed {first.reply_code or ''} "
-                    f"{first.status or ''} {first.diagnostic}".strip()
-                )
+                outcome.results.append(InboundOutcome.DELAYED)
+                outcome.notes.append(_delay_note(recipient.address, delayed[0]))
             else:
-                outcome.results.append("no_failure")
+                outcome.results.append(InboundOutcome.NO_FAILURE)
             return
 
         now = self._clock.now()
@@ -236,7 +240,7 @@ class ReportHandler:
             )
         )
         scope = await apply_policy(self._store, self._policy, bounce, now)
-        outcome.results.append("bounced")
+        outcome.results.append(InboundOutcome.BOUNCED)
         outcome.notes.append(
             f"{recipient.address}: {record.status} {record.category} via {via}"
             + (f", suppressed in {scope}" if scope else "")
@@ -253,7 +257,7 @@ class ReportHandler:
         )
 
     async def _complaint(self, recipient: Recipient, outcome: Outcome) -> None:
-        outcome.results.append("complaint")
+        outcome.results.append(InboundOutcome.COMPLAINT)
         await self._store.add_events(self._events.events("complaint", recipient))
         if not self._policy.covers(Category.COMPLAINT):
             outcome.notes.append(f"{recipient.address}: complaint, not suppressed")
@@ -273,7 +277,7 @@ class ReportHandler:
     async def _unsubscribe(self, route: Route, outcome: Outcome) -> None:
         recipient = await self._by_token(self._unsubscribes, route.token or "")
         if recipient is None:
-            outcome.results.append("forged")
+            outcome.results.append(InboundOutcome.FORGED)
             outcome.notes.append(f"{route.address}: bad unsubscribe token")
             log.warning("inbound.unsubscribe_forged", rcpt=route.address)
             return
@@ -286,7 +290,7 @@ class ReportHandler:
                 self._events.events("unsubscribed", recipient, via="mailto")
             )
         outcome.recipient_id = recipient.id
-        outcome.results.append("unsubscribed")
+        outcome.results.append(InboundOutcome.UNSUBSCRIBED)
         outcome.notes.append(f"{recipient.address}: unsubscribed")
         log.info(
             "inbound.unsubscribed",
@@ -297,7 +301,7 @@ class ReportHandler:
     async def _forward(self, peer: str, raw: bytes, outcome: Outcome) -> None:
         forward_to = self._config.inbound.postmaster_forward
         if not forward_to:
-            outcome.results.append("kept")
+            outcome.results.append(InboundOutcome.KEPT)
             outcome.notes.append("postmaster: kept, no forward address configured")
             log.warning("inbound.postmaster_kept", peer=peer, size=len(raw))
             return
@@ -314,7 +318,7 @@ class ReportHandler:
             ),
             self._clock.now(),
         )
-        outcome.results.append("forwarded")
+        outcome.results.append(InboundOutcome.FORWARDED)
         outcome.notes.append(f"postmaster: forwarded as {accepted.queue_id}")
         log.info(
             "inbound.postmaster_forwarded",
@@ -375,6 +379,14 @@ def _record_for(recipient: Recipient, failed: tuple[Record, ...]) -> Record | No
         if record.recipient.lower() == address:
             return record
     return failed[0] if failed else None
+
+
+def _delay_note(address: str, record: Record) -> str:
+    """``ADDRESS: delayed CODE STATUS TEXT``, each code once: the diagnostic
+    of a DSN usually begins with the codes it carries."""
+    leading = record.diagnostic.split()[:2]
+    codes = [c for c in (record.reply_code, record.status) if c and c not in leading]
+    return " ".join([f"{address}: delayed", *codes, record.diagnostic]).strip()
 
 
 def _int_or_none(code: str | None) -> int | None:

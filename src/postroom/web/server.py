@@ -35,7 +35,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 def wanted(config: Config) -> bool:
     """Whether the configuration asks for anything the web listener serves."""
-    return config.web.results or config.unsubscribe.base_url is not None
+    return config.serves_web
 
 
 class WebServer:
