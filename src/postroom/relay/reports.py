@@ -215,7 +215,7 @@ class ReportHandler:
             source="dsn",
         )
         if not await self._store.add_bounce(bounce):
-            outcome.results.append("duplicate")
+            outcome.results.append(InboundOutcome.DUPLICATE)
             outcome.notes.append(
                 f"{recipient.address}: already bounced by a report, unchanged"
             )
