@@ -25,14 +25,12 @@ def inbound_group() -> None:
 
 @inbound_group.command("list")
 @config_option
-# TODO: a message sent to several of our addresses has their outcomes joined
-# by commas ("forwarded,bounced"); --outcome matches the whole value only,
-# so such a message is listed only without it.
 @click.option(
     "--outcome",
     type=click.Choice([str(o) for o in InboundOutcome]),
     default=None,
-    help="Only messages with this outcome.",
+    help="Only messages with this outcome (among others, for mail sent to"
+    " several of our addresses).",
 )
 @click.option(
     "--limit",

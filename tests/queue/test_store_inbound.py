@@ -171,3 +171,22 @@ async def test_one_kept_report_can_be_read_by_its_id(
 
     assert found.id == second != first
     assert await store.inbound_reports(report_id=second + 100) == []
+
+
+async def test_the_outcome_filter_matches_one_of_several_joined_outcomes(
+    store: Store, clock: ManualClock
+) -> None:
+    both = await store.add_inbound(REPORT, clock.now())
+    forwarded = await store.add_inbound(REPORT, clock.now())
+    bounced = await store.add_inbound(REPORT, clock.now())
+    await store.settle_inbound(both, "dsn", "forwarded,bounced", None, "")
+    await store.settle_inbound(forwarded, None, "forwarded", None, "")
+    await store.settle_inbound(bounced, "dsn", "bounced", None, "")
+
+    found = await store.inbound_reports(outcome="bounced")
+    pending = await store.inbound_reports(outcome="pending")
+    prefix = await store.inbound_reports(outcome="bounce")
+
+    assert [r.id for r in found] == [both, bounced]
+    assert pending == []
+    assert prefix == []

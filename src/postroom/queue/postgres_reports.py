@@ -219,7 +219,8 @@ async def inbound_reports(
     rows = await conn.fetch(
         "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"  # noqa: S608 -- only a fixed order is interpolated
         " recipient_id, detail FROM inbound_reports"
-        " WHERE ($1::text IS NULL OR outcome = $1)"
+        # Outcomes joined by commas: the filter matches any one of them.
+        " WHERE ($1::text IS NULL OR $1 = ANY(string_to_array(outcome, ',')))"
         f" AND ($3::bigint IS NULL OR id = $3) ORDER BY {order} LIMIT $2",
         outcome,
         limit,

@@ -111,7 +111,12 @@ def inbound_reports(
     report_id: int | None,
     newest_first: bool,
 ) -> list[InboundReport]:
-    where, params = where_clause(("outcome = ?", outcome), ("id = ?", report_id))
+    # A message sent to several of our addresses has their outcomes joined
+    # by commas ("forwarded,bounced"): the filter matches any one of them.
+    where, params = where_clause(
+        ("instr(',' || outcome || ',', ',' || ? || ',') > 0", outcome),
+        ("id = ?", report_id),
+    )
     order = "id DESC" if newest_first else "id"
     rows = conn.execute(
         "SELECT id, received_at, peer, mail_from, rcpts, size, kind, outcome,"  # noqa: S608 -- only "?" placeholders and a fixed order are interpolated
