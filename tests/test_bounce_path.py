@@ -348,6 +348,26 @@ async def test_a_complaint_with_the_address_redacted_unsubscribes_by_our_header(
     assert (report.kind, report.outcome) == ("arf", "complaint")
 
 
+async def test_a_complaint_sent_again_is_a_duplicate(
+    relay: tuple[Relay, Path], sink: Sink
+) -> None:
+    running, _ = relay
+    copy = await delivered_copy(running, sink, "ok@example.net", "spring")
+    report = arf(copy)
+    port = inbound(running).port
+
+    await asyncio.gather(
+        *(
+            asyncio.to_thread(send_report, port, f"fbl@{BOUNCE_DOMAIN}", report)
+            for _ in range(4)
+        )
+    )
+
+    kept = await running.store.inbound_reports()
+    assert sorted(r.outcome for r in kept) == ["complaint"] + ["duplicate"] * 3
+    assert (await running.store.stats("spring")).complaints == 1
+
+
 async def test_mail_to_an_unsubscribe_address_unsubscribes_its_recipient(
     relay: tuple[Relay, Path], sink: Sink
 ) -> None:

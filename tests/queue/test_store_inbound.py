@@ -3,6 +3,7 @@ against every backend through `store`."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -190,3 +191,17 @@ async def test_the_outcome_filter_matches_one_of_several_joined_outcomes(
     assert [r.id for r in found] == [both, bounced]
     assert pending == []
     assert prefix == []
+
+
+async def test_a_recipient_complains_about_its_message_once(
+    store: Store, clock: ManualClock
+) -> None:
+    accepted = await store.accept(message("a@x.example"), clock.now())
+    recipient_id = accepted.recipient_ids[0]
+
+    marks = await asyncio.gather(
+        *(store.mark_complaint(recipient_id, clock.now()) for _ in range(6))
+    )
+
+    assert sorted(marks) == [False] * 5 + [True]
+    assert await store.mark_complaint(recipient_id + 1000, clock.now()) is False

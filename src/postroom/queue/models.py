@@ -255,7 +255,7 @@ class InboundOutcome(StrEnum):
 
     PENDING = "pending"  # kept, not acted on yet
     BOUNCED = "bounced"  # a failure recorded for the recipient it names
-    DUPLICATE = "duplicate"  # a failure already recorded for that recipient
+    DUPLICATE = "duplicate"  # a failure or complaint already recorded
     DELAYED = "delayed"  # the reporting server is still trying
     NO_FAILURE = "no_failure"  # a DSN about its recipient with no failure
     COMPLAINT = "complaint"

@@ -340,6 +340,11 @@ class PostgresStore(Store):
     async def add_inbound(self, report: NewInboundReport, now: datetime) -> int:
         return await self._run(partial(reports.add_inbound, report=report, now=now))
 
+    async def mark_complaint(self, recipient_id: int, now: datetime) -> bool:
+        return await self._run(
+            partial(reports.mark_complaint, recipient_id=recipient_id, now=now)
+        )
+
     async def settle_inbound(
         self,
         report_id: int,

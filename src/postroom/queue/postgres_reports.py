@@ -208,6 +208,16 @@ async def settle_inbound(
         raise NotFound(f"inbound report {report_id}")
 
 
+async def mark_complaint(conn: Conn, recipient_id: int, now: datetime) -> bool:
+    status = await conn.execute(
+        "UPDATE recipients SET complained_at = $1"
+        " WHERE id = $2 AND complained_at IS NULL",
+        now,
+        recipient_id,
+    )
+    return bool(status == "UPDATE 1")
+
+
 async def inbound_reports(
     conn: Conn,
     outcome: str | None,

@@ -227,9 +227,15 @@ CREATE TABLE webhook_outbox (
 CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at, id);
 """
 
+# A recipient complains about one message once: ``complained_at`` marks the
+# first complaint, so a report sent again is known as a repeat.
+_V3 = """
+ALTER TABLE recipients ADD COLUMN complained_at timestamptz;
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
 # Append only: a released migration is never edited.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 _CREATE_VERSIONS = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -386,6 +386,11 @@ class SqliteStore(Store):
     async def add_inbound(self, report: NewInboundReport, now: datetime) -> int:
         return await self._write(partial(inbound.add_inbound, report=report, now=now))
 
+    async def mark_complaint(self, recipient_id: int, now: datetime) -> bool:
+        return await self._write(
+            partial(inbound.mark_complaint, recipient_id=recipient_id, now=now)
+        )
+
     async def settle_inbound(
         self,
         report_id: int,

@@ -104,6 +104,15 @@ def settle_inbound(
         raise NotFound(f"inbound report {report_id}")
 
 
+def mark_complaint(conn: sqlite3.Connection, recipient_id: int, now: datetime) -> bool:
+    cursor = conn.execute(
+        "UPDATE recipients SET complained_at = ?"
+        " WHERE id = ? AND complained_at IS NULL",
+        (to_db(now), recipient_id),
+    )
+    return cursor.rowcount == 1
+
+
 def inbound_reports(
     conn: sqlite3.Connection,
     outcome: str | None,

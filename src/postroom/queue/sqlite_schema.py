@@ -201,9 +201,15 @@ CREATE TABLE webhook_outbox (
 CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at);
 """
 
+# A recipient complains about one message once: ``complained_at`` marks the
+# first complaint, so a report sent again is known as a repeat.
+_V5 = """
+ALTER TABLE recipients ADD COLUMN complained_at INTEGER;
+"""
+
 # Index i holds the script that takes the schema from version i to i + 1.
 # Append only: a released migration is never edited.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def to_db(moment: datetime) -> int:

@@ -151,6 +151,11 @@ class Store(abc.ABC):
         """Keep an inbound message durably (outcome ``pending``); its id."""
 
     @abc.abstractmethod
+    async def mark_complaint(self, recipient_id: int, now: datetime) -> bool:
+        """Note that the recipient complained about its message; False when
+        it already had (the complaint is a repeat) or the row is gone."""
+
+    @abc.abstractmethod
     async def settle_inbound(
         self,
         report_id: int,

@@ -8,7 +8,8 @@ by the address it came to:
   address by the policy; a ``delayed`` record is noted on the report and
   changes nothing (the reporting server is still trying). A recipient row
   fails once: a later failure report about it (a server resending after a
-  lost reply) is kept as ``duplicate`` and changes nothing. An RFC 5965
+  lost reply) is kept as ``duplicate`` and changes nothing; so is a
+  complaint about a message its recipient already complained about. An RFC 5965
   complaint that comes here is treated as at the feedback address.
 - ``feedback_local@``: a complaint suppresses the recipient with reason
   ``complaint``.
@@ -257,6 +258,16 @@ class ReportHandler:
         )
 
     async def _complaint(self, recipient: Recipient, outcome: Outcome) -> None:
+        if not await self._store.mark_complaint(recipient.id, self._clock.now()):
+            outcome.results.append(InboundOutcome.DUPLICATE)
+            outcome.notes.append(f"{recipient.address}: already complained, unchanged")
+            log.info(
+                "inbound.duplicate",
+                queue_id=recipient.queue_id,
+                recipient=recipient.address,
+                kind="complaint",
+            )
+            return
         outcome.results.append(InboundOutcome.COMPLAINT)
         await self._store.add_events(self._events.events("complaint", recipient))
         if not self._policy.covers(Category.COMPLAINT):
