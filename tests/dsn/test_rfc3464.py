@@ -336,3 +336,27 @@ def test_a_local_delivery_among_several_groups_is_not_guessed() -> None:
     )
 
     assert [r.recipient for r in parse(raw).records] == ["bob@example.net"]
+
+
+def test_a_temporary_reply_code_does_not_replace_a_failed_reports_status() -> None:
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\n"
+        "Status: 5.0.0\nDiagnostic-Code: smtp; 451 4.7.1 Greylisted, try later\n"
+    )
+
+    (record,) = parse(raw).records
+
+    assert record.status == "5.0.0"
+    assert record.action is Action.FAILED
+
+
+def test_a_permanent_reply_code_does_not_replace_a_delay_notices_status() -> None:
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: delayed\n"
+        "Status: 4.4.7\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n"
+    )
+
+    (record,) = parse(raw).records
+
+    assert record.status == "4.4.7"
+    assert (record.action, record.hard) == (Action.DELAYED, False)

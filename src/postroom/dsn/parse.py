@@ -51,6 +51,7 @@ _FIELD_ADDRESS = re.compile(
 )
 _ENVELOPE_FIELDS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
 _ACTIONS = {action.value: action for action in Action}
+_ACTION_CLASS = {Action.FAILED: 5, Action.DELAYED: 4}
 # Delivery-status fields written into the text itself, by servers that
 # build the report by hand or whose MIME structure was lost on the way.
 _INLINE_STATUS = re.compile(
@@ -216,7 +217,7 @@ def _from_fields(
     text: str,
     sole: bool,
     gateway: bool,
-    stand_in: str | None = None,
+    stand_in: str | None,
 ) -> Record | None:
     found = _FIELD_ADDRESS.search(fields.final_recipient or "")
     if found is None and fields.original_recipient:
@@ -229,27 +230,8 @@ def _from_fields(
     prose = _prose_for(address, text)
     wording = _own_part(fields.diagnostic or prose, address)
     code = reply_code_in(wording)
-    status = best_status(fields.status, wording, code)
-    if (
-        sole
-        and fields.diagnostic
-        and code is None
-        and status is not None
-        and (status.subject, status.detail) == (0, 0)
-    ):
-        # A diagnostic with no reply of its own (a program's exit status):
-        # a transcript in the prose may still carry a specific code.
-        status = best_status(str(status), prose, code)
-    own = reply_status(wording)
-    if own is not None and own != status:
-        # The remote server's own code, next to its reply code, is its
-        # word on the cause; a Status field is the reporting server's
-        # rendering of it.
-        status = own
-    remote = remote_reply(wording)
-    if remote is not None:
-        status = best_status(None, remote, code) or status
     action = _ACTIONS.get(fields.action or "")
+    status = _status_for(fields, action, wording, prose, code, sole=sole)
     if action is None:
         action = _action_from_status(status)
     return _record(
@@ -264,6 +246,45 @@ def _from_fields(
         after_rcpt=answered_rcpt(address, text, sole=sole),
         gateway=gateway,
     )
+
+
+def _status_for(
+    fields: RecipientFields,
+    action: Action | None,
+    wording: str,
+    prose: str,
+    code: str | None,
+    *,
+    sole: bool,
+) -> EnhancedStatus | None:
+    """The status of one recipient group, strongest evidence last:
+
+    1. the Status field, or a specific code of its class in the diagnostic
+       when the field only summarises (`best_status`);
+    2. when the diagnostic has no reply of its own (a program's exit
+       status) and the field is generic, a specific code in the prose's
+       transcript;
+    3. the code the remote server put next to its own reply code, when it
+       differs and its class is the one the Action implies (5 for failed,
+       4 for delayed: RFC 3464 section 2.3.3; without an Action, the
+       field's class): the remote's word on the
+       cause, where the Status field is the reporting server's rendering;
+    4. the code of a remote reply quoted inside a wrapper (Amazon SES).
+    """
+    status = best_status(fields.status, wording, code)
+    generic = status is not None and (status.subject, status.detail) == (0, 0)
+    if sole and fields.diagnostic and code is None and generic:
+        status = best_status(fields.status, prose) or status
+    own = reply_status(wording)
+    if own is not None:
+        # Without an Action, the Status field's class stands in for it.
+        wanted = _ACTION_CLASS.get(action) if action is not None else None
+        if own.klass == (wanted or (status.klass if status else own.klass)):
+            status = own
+    remote = remote_reply(wording)
+    if remote is not None:
+        status = best_status(None, remote, code) or status
+    return status
 
 
 def _own_part(diagnostic: str, recipient: str) -> str:
