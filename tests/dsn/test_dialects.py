@@ -294,3 +294,17 @@ def test_undeclared_8bit_text_that_is_utf8_stays_utf8() -> None:
     (record,) = parse(raw).failed
 
     assert "Empfänger unbekannt" in record.diagnostic
+
+
+def test_a_latin1_line_does_not_garble_the_utf8_lines_around_it() -> None:
+    raw = (
+        "From: MAILER-DAEMON@mx.example.net\n"
+        "To: sender@example.org\n"
+        "Subject: Undelivered Mail Returned to Sender\n\n"
+        "<jürgen@example.de>: 550 5.1.1 Empfänger unbekannt\n\n"
+    ).encode() + b"Subject: Gr\xfc\xdfe\n"
+
+    (record,) = parse(raw).failed
+
+    assert record.recipient == "jürgen@example.de"
+    assert "Empfänger unbekannt" in record.diagnostic

@@ -9,7 +9,9 @@ unfolding), splits multiparts on their boundary (RFC 2046 section 5.1.1)
 and decodes a part's body only when asked.
 
 Line endings are normalised to LF once, on entry. Bytes are read as UTF-8
-with undecodable bytes replaced, so nothing here raises on bad input.
+with undecodable bytes replaced, so nothing here raises on bad input; a
+text part that declares no charset (or ASCII) but is not UTF-8 is read
+line by line, each line that is not UTF-8 as Windows Latin-1.
 """
 
 from __future__ import annotations
@@ -195,16 +197,24 @@ def _looks_like_header(head: bytes) -> bool:
 def _decode(body: bytes, charset: str | None) -> str:
     name = (charset or "").strip().lower()
     if name in ("", "us-ascii", "ascii"):
-        # Undeclared 8-bit text, or "ASCII" that is not: UTF-8 when it reads
-        # as such, else the Windows Latin-1 that older servers write (as
-        # browsers read such text).
+        # Undeclared 8-bit text, or "ASCII" that is not: UTF-8 where it
+        # reads as such, else the Windows Latin-1 that older servers write
+        # (as browsers read such text). Line by line, since a report in
+        # UTF-8 may quote a returned header in Latin-1 below it.
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
-            return body.decode("cp1252", "replace")
+            return "\n".join(map(_utf8_or_latin1, body.split(b"\n")))
     if name == "utf8":
         name = "utf-8"
     try:
         return body.decode(name, "replace")
     except (LookupError, ValueError):
         return body.decode("utf-8", "replace")
+
+
+def _utf8_or_latin1(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("cp1252", "replace")
