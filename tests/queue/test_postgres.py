@@ -14,7 +14,13 @@ import pytest
 
 from postroom.clock import ManualClock
 from postroom.errors import StorageError
-from postroom.queue.models import Attempt, AttemptResult, Outcome, State
+from postroom.queue.models import (
+    Attempt,
+    AttemptResult,
+    BounceRecord,
+    Outcome,
+    State,
+)
 from postroom.queue.postgres import PostgresStore
 from postroom.queue.postgres_schema import MIGRATIONS
 from tests.peers.dnsserver import free_port
@@ -150,3 +156,38 @@ async def test_an_unreachable_server_is_a_storage_error() -> None:
 
     with pytest.raises(StorageError, match="cannot open"):
         await store.open()
+
+
+async def test_reports_on_one_recipient_take_turns_whatever_the_servers_isolation(
+    pg_url: str, clock: ManualClock
+) -> None:
+    # A server whose default isolation is REPEATABLE READ: the store still
+    # runs its transactions at READ COMMITTED, so the turn after the first
+    # sees its record instead of failing to serialise or keeping another.
+    store = PostgresStore(f"{pg_url}?default_transaction_isolation=repeatable%20read")
+    await store.open()
+    try:
+        accepted = await store.accept(message("a@x.example"), clock.now())
+        recipient_id = accepted.recipient_ids[0]
+        await store.record(delivered(recipient_id, clock))
+        report = BounceRecord(
+            recipient_id=recipient_id,
+            address="a@x.example",
+            campaign=None,
+            at=clock.now(),
+            action="failed",
+            code=550,
+            status="5.1.1",
+            category="unknown_user",
+            hard=True,
+            diagnostic="550 5.1.1 user unknown",
+            remote_mta=None,
+            source="dsn",
+        )
+
+        kept = await asyncio.gather(*(store.add_bounce(report) for _ in range(8)))
+
+        assert sorted(kept) == [False] * 7 + [True]
+        assert len(await store.export_bounces(None, None, None)) == 1
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -408,7 +409,10 @@ async def test_a_repeated_failure_report_about_one_recipient_is_kept_once(
     accepted = await store.accept(message("a@x.example"), now)
     recipient_id = accepted.recipient_ids[0]
     await deliver(store, recipient_id, now)
-    report = bounce(recipient_id, "a@x.example", now + timedelta(hours=2), None)
+    report = replace(
+        bounce(recipient_id, "a@x.example", now + timedelta(hours=2), None),
+        source="dsn",
+    )
 
     outcomes = await asyncio.gather(*(store.add_bounce(report) for _ in range(8)))
 

@@ -193,7 +193,13 @@ class PostgresStore(Store):
         if pool is None:
             raise StorageError("the store is not open")
         try:
-            async with pool.acquire() as conn, conn.transaction():
+            # READ COMMITTED whatever the server's default: leases (SKIP
+            # LOCKED) and the checks made after a row lock rely on each
+            # statement seeing what committed before it.
+            async with (
+                pool.acquire() as conn,
+                conn.transaction(isolation="read_committed"),
+            ):
                 yield conn
         except asyncpg.PostgresError as exc:
             if isinstance(exc, _LOST):

@@ -262,15 +262,16 @@ async def add_bounce(conn: Conn, bounce: BounceRecord) -> bool:
         # One delivery fails once: a second failure report about the same
         # recipient row repeats the first (a server resending after a lost
         # reply, or a second hop reporting the same failure). The row lock
-        # makes concurrent reports on any node take turns.
+        # makes concurrent reports on any node take turns; under READ
+        # COMMITTED (see PostgresStore) the check after it sees what the
+        # turn before kept.
         await conn.execute(
             "SELECT 1 FROM recipients WHERE id = $1 FOR UPDATE", bounce.recipient_id
         )
         repeated = await conn.fetchval(
             "SELECT 1 FROM bounce_records WHERE recipient_id = $1"
-            " AND action = 'failed' AND source = $2 LIMIT 1",
+            " AND action = 'failed' LIMIT 1",
             bounce.recipient_id,
-            bounce.source,
         )
         if repeated is not None:
             return False

@@ -256,11 +256,13 @@ def add_bounce(conn: sqlite3.Connection, bounce: BounceRecord) -> bool:
     if bounce.action == "failed" and bounce.recipient_id is not None:
         # One delivery fails once: a second failure report about the same
         # recipient row repeats the first (a server resending after a lost
-        # reply, or a second hop reporting the same failure).
+        # reply, or a second hop reporting the same failure). The one writer
+        # thread runs each job after the last, so the check sees every
+        # record kept before it.
         repeated = conn.execute(
             "SELECT 1 FROM bounce_records WHERE recipient_id = ?"
-            " AND action = 'failed' AND source = ? LIMIT 1",
-            (bounce.recipient_id, bounce.source),
+            " AND action = 'failed' LIMIT 1",
+            (bounce.recipient_id,),
         ).fetchone()
         if repeated is not None:
             return False

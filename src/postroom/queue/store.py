@@ -111,9 +111,9 @@ class Store(abc.ABC):
     async def add_bounce(self, bounce: BounceRecord) -> bool:
         """Keep a bounce record that arrived after delivery (a DSN).
 
-        A failed record about a recipient row that already has one from
-        the same source repeats it: nothing is kept and the answer is
-        False.
+        A failed record about a recipient row that already has one
+        repeats it: the first report wins, nothing is kept and the answer
+        is False.
         """
 
     # -- suppression ------------------------------------------------------
