@@ -308,3 +308,30 @@ def test_a_latin1_line_does_not_garble_the_utf8_lines_around_it() -> None:
 
     assert record.recipient == "jürgen@example.de"
     assert "Empfänger unbekannt" in record.diagnostic
+
+
+def test_every_message_id_of_a_references_line_is_passed_over() -> None:
+    raw = b"""\
+From: MAILER-DAEMON@mx.example.net
+To: sender@example.org
+Subject: Returned mail: see transcript for details
+
+> References: <a1.b2@mx.example.net> <c3.d4@mx.example.net>
+> <gone@example.com>
+>     (reason: 550 5.1.1 <gone@example.com>... User unknown)
+"""
+
+    assert [r.recipient for r in parse(raw).failed] == ["gone@example.com"]
+
+
+def test_a_word_ending_in_by_does_not_hide_the_address_after_it() -> None:
+    raw = b"""\
+From: MAILER-DAEMON@mx.example.net
+To: sender@example.org
+Subject: Undelivered Mail Returned to Sender
+
+Delivery to the standby <gone@example.com> failed:
+550 5.1.1 <gone@example.com>: User unknown
+"""
+
+    assert [r.recipient for r in parse(raw).failed] == ["gone@example.com"]

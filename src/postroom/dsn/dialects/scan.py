@@ -21,10 +21,12 @@ ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # An address named as the envelope sender, a header or a contact, not a
 # recipient; and a Message-ID, which only looks like an address.
 _NOT_RECIPIENT = re.compile(
-    r"(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:|by|contact"
-    r"|message-id:|references:|in-reply-to:)\s*<?\s*$",
+    r"(?<![\w-])(?:mail from:?|from:|sender:|envelope-from|return-path:|reply-to:"
+    r"|by|contact|message-id:|references:|in-reply-to:)\s*<?\s*$",
     re.IGNORECASE,
 )
+# Header fields that hold only Message-IDs, as many as they like.
+_ID_FIELDS = ("message-id:", "references:", "in-reply-to:")
 _DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|double-bounce)@", re.IGNORECASE)
 # Lower case, matched against lowered text: IGNORECASE would stop the
 # search from skipping to the first letters of the alternatives.
@@ -54,7 +56,7 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
     addressed = _returned_to(view)
     found: list[str] = []
     # An address once named as a sender or a contact is the reporting side's
-    # wherever else the text repeats it (a second language, a signature).
+    # wherever the text repeats it later (a second language, a signature).
     others: set[str] = set()
     for match in ADDRESS.finditer(text):
         address = match[0].strip(".")
@@ -66,7 +68,7 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
         if _DAEMON.match(address) and address.lower() not in addressed:
             continue
         before = text[max(0, match.start() - 20) : match.start()]
-        if _NOT_RECIPIENT.search(before):
+        if _NOT_RECIPIENT.search(before) or _in_id_field(text, match.start()):
             others.add(address.lower())
             continue
         if address.lower() not in (a.lower() for a in found):
@@ -74,6 +76,14 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
         if len(found) >= _MAX_RECIPIENTS:
             break
     return found
+
+
+def _in_id_field(text: str, start: int) -> bool:
+    """Whether the address at ``start`` is on a line of Message-IDs (quoted
+    with ``>`` or not)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    head = text[line_start : min(start, line_start + 40)].lstrip("> \t").lower()
+    return head.startswith(_ID_FIELDS)
 
 
 def _listed(text: str, start: int, end: int) -> bool:
