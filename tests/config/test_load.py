@@ -165,6 +165,10 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
             "web: {listen: '127.0.0.1:25'}\n",
             "web.listen: 127.0.0.1:25 is also inbound.listen (0.0.0.0:25)",
         ),
+        (
+            "submission: {listen: '[::]:2525'}\nweb: {listen: '[::1]:2525'}\n",
+            "web.listen: [::1]:2525 is also submission.listen ([::]:2525)",
+        ),
     ],
 )
 def test_two_listeners_on_one_address_and_port_are_refused(
@@ -188,6 +192,9 @@ def test_two_listeners_on_one_address_and_port_are_refused(
         # Without results pages or unsubscribe there is no web listener.
         "web: {listen: '127.0.0.1:2525', results: false}\n",
         "submission: {listen: '127.0.0.1:2525'}\nweb: {listen: '127.0.0.2:2525'}\n",
+        # Each wildcard takes its port on the addresses of its own family.
+        "submission: {listen: '0.0.0.0:2525'}\nweb: {listen: '[::]:2525'}\n",
+        "submission: {listen: '0.0.0.0:2525'}\nweb: {listen: '[::1]:2525'}\n",
     ],
 )
 def test_listeners_that_can_all_be_opened_are_accepted(text: str) -> None:

@@ -54,8 +54,10 @@ def split_hostport(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-# Hosts that mean every address of the machine.
-_EVERY_ADDRESS = ("", "0.0.0.0", "::")  # noqa: S104 -- compared, not bound
+# The wildcard of each address family. A listener binds IPv6 sockets
+# IPv6-only, so each wildcard takes its port on the addresses of its own
+# family; an empty host binds both.
+_WILDCARDS = {"0.0.0.0": 4, "::": 6}  # noqa: S104 -- compared, not bound
 
 
 def _same_socket(one: str, other: str) -> bool:
@@ -65,7 +67,17 @@ def _same_socket(one: str, other: str) -> bool:
     if port == 0 or port != other_port:
         return False
     host, other_host = host.lower(), other_host.lower()
-    return host == other_host or host in _EVERY_ADDRESS or other_host in _EVERY_ADDRESS
+    if host == other_host or "" in (host, other_host):
+        return True
+    return _covers(host, other_host) or _covers(other_host, host)
+
+
+def _covers(wildcard: str, host: str) -> bool:
+    """Whether ``wildcard`` takes its port on ``host`` too."""
+    family = _WILDCARDS.get(wildcard)
+    if family is None:
+        return False
+    return family == (6 if ":" in host else 4)
 
 
 def check_unsubscribe_url(url: str) -> str:
