@@ -7,6 +7,7 @@ import io
 import json
 import mailbox
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,32 @@ def test_import_of_a_plain_list_needs_a_scope_and_takes_the_reason_given(
     assert refused.exit_code != 0
     assert "no scope" in refused.output
     assert listed.count(" import ") == 2
+
+
+def test_an_import_that_fails_part_way_says_how_many_were_added(
+    config_file: Path, tmp_path: Path
+) -> None:
+    cfg = ("--config", str(config_file))
+    run("suppress", "add", *cfg, "--campaign", "spring", "kept@x.example")
+    # The database refuses one address of the second batch.
+    with sqlite3.connect(tmp_path / "var" / "postroom.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON suppressions"
+            " WHEN NEW.address = 'r2100@x.example'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+        )
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"r{n}@x.example\n" for n in range(2500)))
+
+    result = CliRunner().invoke(
+        main, ["suppress", "import", *cfg, "--campaign", "spring", str(listed)]
+    )
+
+    assert result.exit_code == 1
+    assert "refused by a test trigger" in result.output
+    assert "2000 address(es) had been added before the failure" in result.output
+    assert "the first 2000 of 2500 entries are in" in result.output
+    assert run("suppress", "export", *cfg).count("@x.example") == 2001
 
 
 def test_add_needs_a_list(config_file: Path) -> None:

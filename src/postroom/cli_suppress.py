@@ -31,6 +31,7 @@ import click
 
 from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_store
 from postroom.clock import SystemClock
+from postroom.errors import StorageError
 from postroom.queue.models import Suppression
 from postroom.queue.store import GLOBAL_SCOPE, Store
 from postroom.relay.message import clean_campaign, is_mailbox
@@ -224,7 +225,15 @@ def suppress_import(
         ) as bar:
             for start in range(0, len(entries), IMPORT_BATCH):
                 batch = entries[start : start + IMPORT_BATCH]
-                added += await store.suppress_many(batch)
+                try:
+                    added += await store.suppress_many(batch)
+                except StorageError as exc:
+                    # The batches before this one are committed and stay.
+                    raise click.ClickException(
+                        f"{exc}; {added} address(es) had been added before the "
+                        f"failure (the first {start} of {len(entries)} entries "
+                        "are in); importing the file again adds the rest"
+                    ) from exc
                 bar.update(len(batch))
         return added
 
