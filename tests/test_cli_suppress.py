@@ -127,6 +127,35 @@ def test_an_import_that_fails_part_way_says_how_many_were_added(
     assert run("suppress", "export", *cfg).count("@x.example") == 2001
 
 
+def test_list_says_on_stderr_when_it_stops_at_its_limit(config_file: Path) -> None:
+    cfg = ("--config", str(config_file))
+    run("suppress", "add", *cfg, "--campaign", "spring", "a@x.example", "b@x.example")
+
+    cut = CliRunner().invoke(main, ["suppress", "list", *cfg, "--limit", "1"])
+    whole = CliRunner().invoke(main, ["suppress", "list", *cfg, "--limit", "2"])
+
+    assert cut.exit_code == 0
+    assert [line.split()[1] for line in cut.stdout.splitlines()] == ["a@x.example"]
+    assert cut.stderr == (
+        "postroom: the first 1 entries shown; there are more "
+        "(--limit N shows more, export writes all)\n"
+    )
+    assert whole.exit_code == 0
+    assert len(whole.stdout.splitlines()) == 2
+    assert whole.stderr == ""
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_list_refuses_a_limit_below_one(config_file: Path, limit: str) -> None:
+    result = CliRunner().invoke(
+        main, ["suppress", "list", "--config", str(config_file), "--limit", limit]
+    )
+
+    assert result.exit_code == 2
+    assert "--limit" in result.stderr
+    assert result.stdout == ""
+
+
 def test_add_needs_a_list(config_file: Path) -> None:
     result = CliRunner().invoke(
         main, ["suppress", "add", "--config", str(config_file), "a@x.example"]
