@@ -1,15 +1,10 @@
-"""`postroom suppress` and `postroom dsn parse` against real files."""
+"""`postroom suppress` against real files."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import mailbox
-import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,25 +12,6 @@ import yaml
 from click.testing import CliRunner
 
 from postroom.cli import main
-
-POSTROOM = [sys.executable, "-m", "postroom"]
-# shared/ lies beside the checkout, in development and in CI alike.
-CORPUS = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "bounce-corpus" / "emails"
-)
-needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason="the shared bounce corpus is not here"
-)
-RECORD_KEYS = {
-    "recipient",
-    "action",
-    "reply_code",
-    "status",
-    "category",
-    "hard",
-    "diagnostic",
-    "remote_mta",
-}
 
 
 @pytest.fixture
@@ -165,58 +141,6 @@ def test_add_needs_a_list(config_file: Path) -> None:
     assert "--campaign NAME or --global" in result.output
 
 
-@needs_corpus
-def test_dsn_parse_json_prints_one_documented_object_per_message() -> None:
-    files = [CORPUS / "lhost-postfix-04.eml", CORPUS / "arf-01.eml"]
-
-    lines = run("dsn", "parse", "--json", *map(str, files)).splitlines()
-
-    first, second = (json.loads(line) for line in lines)
-    assert set(first) == {"file", "kind", "records"}
-    assert (first["file"], first["kind"]) == (str(files[0]), "dsn")
-    [record] = first["records"]
-    assert set(record) == RECORD_KEYS
-    assert (record["action"], record["status"], record["hard"]) == (
-        "failed",
-        "5.1.1",
-        True,
-    )
-    assert second["kind"] == "arf"
-
-
-@needs_corpus
-def test_dsn_parse_reads_an_mbox_and_a_maildir(tmp_path: Path) -> None:
-    names = ["lhost-postfix-01.eml", "lhost-exim-01.eml", "rfc3834-01.eml"]
-    box = mailbox.mbox(tmp_path / "bounces.mbox")
-    maildir = mailbox.Maildir(tmp_path / "Maildir")
-    for name in names:
-        raw = (CORPUS / name).read_bytes()
-        box.add(raw)
-        maildir.add(raw)
-    box.close()
-
-    from_mbox = run("dsn", "parse", "--json", str(tmp_path / "bounces.mbox"))
-    from_maildir = run("dsn", "parse", "--json", str(tmp_path / "Maildir"))
-
-    mbox_reports = [json.loads(line) for line in from_mbox.splitlines()]
-    maildir_reports = [json.loads(line) for line in from_maildir.splitlines()]
-    assert [r["file"].rpartition("#")[2] for r in mbox_reports] == ["1", "2", "3"]
-    assert [r["kind"] for r in mbox_reports] == ["dsn", "dsn", "auto_reply"]
-    assert sorted(r["kind"] for r in maildir_reports) == ["auto_reply", "dsn", "dsn"]
-    assert all("/new/" in r["file"] for r in maildir_reports)
-
-
-@needs_corpus
-def test_dsn_parse_without_json_prints_each_recipient(tmp_path: Path) -> None:
-    copy = tmp_path / "one.eml"
-    shutil.copy(CORPUS / "lhost-postfix-04.eml", copy)
-
-    output = run("dsn", "parse", str(copy))
-
-    assert output.splitlines()[0].startswith(f"{copy}: dsn")
-    assert "failed  550 5.1.1  unknown_user (hard)" in output
-
-
 def test_add_refuses_what_is_not_an_address(config_file: Path) -> None:
     result = CliRunner().invoke(
         main,
@@ -326,31 +250,3 @@ def test_import_refuses_a_scope_that_is_no_campaign_name(
 
     assert result.exit_code == 1
     assert "line 3: 'no such' is no campaign name" in result.output
-
-
-@needs_corpus
-def test_dsn_parse_says_when_a_folder_holds_no_messages(tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    one = tmp_path / "one.eml"
-    shutil.copy(CORPUS / "lhost-postfix-04.eml", one)
-
-    alone = subprocess.run(
-        [*POSTROOM, "dsn", "parse", str(empty)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    mixed = subprocess.run(
-        [*POSTROOM, "dsn", "parse", str(one), str(empty)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    missing = subprocess.run(
-        [*POSTROOM, "dsn", "parse", str(tmp_path / "nope")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-    assert (alone.returncode, alone.stdout) == (1, "")
-    assert alone.stderr == f"postroom: no messages in {empty}\n"
-    assert mixed.returncode == 1
-    assert mixed.stdout.startswith(f"{one}: dsn")
-    assert f"no messages in {empty}" in mixed.stderr
-    assert missing.returncode == 2
