@@ -138,3 +138,33 @@ def test_dsn_parse_says_when_a_folder_holds_no_messages(tmp_path: Path) -> None:
     assert mixed.stdout.startswith(f"{one}: dsn")
     assert f"no messages in {empty}" in mixed.stderr
     assert missing.returncode == 2
+
+
+@pytest.mark.parametrize("content", [b"", b" \r\n\t\n"])
+def test_dsn_parse_takes_an_empty_file_for_no_message(
+    tmp_path: Path, content: bytes
+) -> None:
+    blank = tmp_path / "blank.mbox"
+    blank.write_bytes(content)
+    one = tmp_path / "one.eml"
+    one.write_bytes(BOUNCE)
+
+    alone = parse_in_subprocess(blank)
+    mixed = parse_in_subprocess(one, blank)
+
+    assert (alone.returncode, alone.stdout) == (1, "")
+    assert alone.stderr == f"postroom: no messages in {blank}\n"
+    assert mixed.returncode == 1
+    assert mixed.stdout.startswith(f"{one}: dsn")
+    assert mixed.stderr == f"postroom: no messages in {blank}\n"
+
+
+def test_dsn_parse_passes_over_empty_files_in_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "bounces"
+    folder.mkdir()
+    (folder / "a.eml").write_bytes(b"")
+    (folder / "b.eml").write_bytes(BOUNCE)
+
+    output = run("dsn", "parse", str(folder))
+
+    assert output.splitlines()[0].startswith(f"{folder / 'b.eml'}: dsn")
