@@ -27,9 +27,14 @@ from postroom.queue.models import NewInboundReport, State
 from postroom.relay.inbound import InboundServer
 from postroom.relay.verp import RCPT_HEADER
 from postroom.tokens import TokenSigner
-from tests.peers.inprocess import loopback_settings, start_with_file, submit, until
+from tests.peers.inprocess import (
+    loopback_settings,
+    recipient,
+    start_with_file,
+    submit,
+    until,
+)
 from tests.peers.sink import Received, Sink
-from tests.test_main_path import recipient
 
 BOUNCE_DOMAIN = "bounces.test"
 

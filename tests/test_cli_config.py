@@ -59,6 +59,65 @@ def test_config_show_prints_the_effective_values(tmp_path: Path) -> None:
     assert shown["submission"]["listen"] == "127.0.0.1:2525"
 
 
+SECRETS = {
+    "queue": {"url": "postgresql://postroom:db-pass-1@db.example/postroom"},
+    "submission": {
+        "users": {"panel": "scrypt$hash-of-panel"},
+        "tls": {"cert": "/etc/postroom/cert.pem", "key": "/etc/postroom/key.pem"},
+    },
+    "web": {"users": {"viewer": "scrypt$hash-of-viewer"}},
+    "inbound": {"secret": "inbound-secret-0123456789"},
+    "webhooks": [
+        {
+            "url": "https://hook:hook-pass-2@hooks.example/postroom",
+            "secret": "webhook-secret-0123456789",
+        },
+        {
+            "url": "https://hooks.example/other?token=t&password=hook-pass-3",
+            "secret": "webhook-secret-9876543210",
+        },
+    ],
+}
+
+
+def test_config_show_masks_every_secret_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "postroom.yaml"
+    path.write_text(yaml.safe_dump(SECRETS))
+
+    masked = run("config", "show", "--config", str(path))
+    clear = run("config", "show", "--config", str(path), "--show-secrets")
+
+    assert masked.returncode == 0
+    for secret in ("db-pass-1", "hook-pass-2", "hook-pass-3", "secret-", "hash-of"):
+        assert secret not in masked.stdout
+    assert masked.stdout.startswith("# secrets masked; --show-secrets prints them\n")
+    shown = yaml.safe_load(masked.stdout)
+    assert shown["queue"]["url"] == "postgresql://postroom@db.example/postroom"
+    assert shown["submission"]["users"] == {"panel": "********"}
+    assert shown["web"]["users"] == {"viewer": "********"}
+    assert shown["inbound"]["secret"] == "********"
+    assert [hook["secret"] for hook in shown["webhooks"]] == ["********"] * 2
+    assert [hook["url"] for hook in shown["webhooks"]] == [
+        "https://hook@hooks.example/postroom",
+        "https://hooks.example/other?token=t&password=********",
+    ]
+    assert clear.returncode == 0
+    assert yaml.safe_load(clear.stdout)["webhooks"][0] == {
+        **SECRETS["webhooks"][0],
+        "events": ["delivered", "deferred", "bounced", "unsubscribed", "complaint"],
+    }
+    assert "db-pass-1" in clear.stdout
+    assert "hash-of-panel" in clear.stdout
+    assert not clear.stdout.startswith("#")
+
+
+def test_config_show_of_a_config_without_secrets_says_nothing_of_them() -> None:
+    result = run("config", "show")
+
+    assert result.returncode == 0
+    assert not result.stdout.startswith("#")
+
+
 def test_a_busy_listen_address_names_the_config_file_and_key(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

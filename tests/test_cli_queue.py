@@ -156,6 +156,17 @@ def test_queue_retry_makes_deferred_recipients_due(
     assert output.strip() == "1 recipient(s) due now"
 
 
+def test_queue_retry_does_not_count_a_suppressed_recipient(
+    config_file: Path, queue_id: str
+) -> None:
+    cfg = ("--config", str(config_file))
+    invoke("suppress", "add", *cfg, "--campaign", "spring", "later@example.net")
+
+    output = invoke("queue", "retry", "--all", *cfg)
+
+    assert output.strip() == "0 recipient(s) due now"
+
+
 def test_queue_delete_removes_waiting_recipients_and_keeps_final_ones(
     config_file: Path, queue_id: str
 ) -> None:

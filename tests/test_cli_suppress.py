@@ -1,14 +1,10 @@
-"""`postroom suppress` and `postroom dsn parse` against real files."""
+"""`postroom suppress` against real files."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import mailbox
-import shutil
-import subprocess
-import sys
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,25 +12,6 @@ import yaml
 from click.testing import CliRunner
 
 from postroom.cli import main
-
-POSTROOM = [sys.executable, "-m", "postroom"]
-# shared/ lies beside the checkout, in development and in CI alike.
-CORPUS = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "bounce-corpus" / "emails"
-)
-needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason="the shared bounce corpus is not here"
-)
-RECORD_KEYS = {
-    "recipient",
-    "action",
-    "reply_code",
-    "status",
-    "category",
-    "hard",
-    "diagnostic",
-    "remote_mta",
-}
 
 
 @pytest.fixture
@@ -100,6 +77,61 @@ def test_import_of_a_plain_list_needs_a_scope_and_takes_the_reason_given(
     assert listed.count(" import ") == 2
 
 
+def test_an_import_that_fails_part_way_says_how_many_were_added(
+    config_file: Path, tmp_path: Path
+) -> None:
+    cfg = ("--config", str(config_file))
+    run("suppress", "add", *cfg, "--campaign", "spring", "kept@x.example")
+    # The database refuses one address of the second batch.
+    with sqlite3.connect(tmp_path / "var" / "postroom.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON suppressions"
+            " WHEN NEW.address = 'r2100@x.example'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+        )
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"r{n}@x.example\n" for n in range(2500)))
+
+    result = CliRunner().invoke(
+        main, ["suppress", "import", *cfg, "--campaign", "spring", str(listed)]
+    )
+
+    assert result.exit_code == 1
+    assert "refused by a test trigger" in result.output
+    assert "2000 address(es) had been added before the failure" in result.output
+    assert "the first 2000 of 2500 entries are in" in result.output
+    assert run("suppress", "export", *cfg).count("@x.example") == 2001
+
+
+def test_list_says_on_stderr_when_it_stops_at_its_limit(config_file: Path) -> None:
+    cfg = ("--config", str(config_file))
+    run("suppress", "add", *cfg, "--campaign", "spring", "a@x.example", "b@x.example")
+
+    cut = CliRunner().invoke(main, ["suppress", "list", *cfg, "--limit", "1"])
+    whole = CliRunner().invoke(main, ["suppress", "list", *cfg, "--limit", "2"])
+
+    assert cut.exit_code == 0
+    assert [line.split()[1] for line in cut.stdout.splitlines()] == ["a@x.example"]
+    assert cut.stderr == (
+        "postroom: the first 1 entries shown; there are more "
+        "(--limit N shows more, export writes all)\n"
+    )
+    assert whole.exit_code == 0
+    assert len(whole.stdout.splitlines()) == 2
+    assert whole.stderr == ""
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_list_refuses_a_limit_below_one(config_file: Path, limit: str) -> None:
+    result = CliRunner().invoke(
+        main, ["suppress", "list", "--config", str(config_file), "--limit", limit]
+    )
+
+    assert result.exit_code == 2
+    assert "--limit" in result.stderr
+    assert result.stdout == ""
+
+
 def test_add_needs_a_list(config_file: Path) -> None:
     result = CliRunner().invoke(
         main, ["suppress", "add", "--config", str(config_file), "a@x.example"]
@@ -107,58 +139,6 @@ def test_add_needs_a_list(config_file: Path) -> None:
 
     assert result.exit_code == 2
     assert "--campaign NAME or --global" in result.output
-
-
-@needs_corpus
-def test_dsn_parse_json_prints_one_documented_object_per_message() -> None:
-    files = [CORPUS / "lhost-postfix-04.eml", CORPUS / "arf-01.eml"]
-
-    lines = run("dsn", "parse", "--json", *map(str, files)).splitlines()
-
-    first, second = (json.loads(line) for line in lines)
-    assert set(first) == {"file", "kind", "records"}
-    assert (first["file"], first["kind"]) == (str(files[0]), "dsn")
-    [record] = first["records"]
-    assert set(record) == RECORD_KEYS
-    assert (record["action"], record["status"], record["hard"]) == (
-        "failed",
-        "5.1.1",
-        True,
-    )
-    assert second["kind"] == "arf"
-
-
-@needs_corpus
-def test_dsn_parse_reads_an_mbox_and_a_maildir(tmp_path: Path) -> None:
-    names = ["lhost-postfix-01.eml", "lhost-exim-01.eml", "rfc3834-01.eml"]
-    box = mailbox.mbox(tmp_path / "bounces.mbox")
-    maildir = mailbox.Maildir(tmp_path / "Maildir")
-    for name in names:
-        raw = (CORPUS / name).read_bytes()
-        box.add(raw)
-        maildir.add(raw)
-    box.close()
-
-    from_mbox = run("dsn", "parse", "--json", str(tmp_path / "bounces.mbox"))
-    from_maildir = run("dsn", "parse", "--json", str(tmp_path / "Maildir"))
-
-    mbox_reports = [json.loads(line) for line in from_mbox.splitlines()]
-    maildir_reports = [json.loads(line) for line in from_maildir.splitlines()]
-    assert [r["file"].rpartition("#")[2] for r in mbox_reports] == ["1", "2", "3"]
-    assert [r["kind"] for r in mbox_reports] == ["dsn", "dsn", "auto_reply"]
-    assert sorted(r["kind"] for r in maildir_reports) == ["auto_reply", "dsn", "dsn"]
-    assert all("/new/" in r["file"] for r in maildir_reports)
-
-
-@needs_corpus
-def test_dsn_parse_without_json_prints_each_recipient(tmp_path: Path) -> None:
-    copy = tmp_path / "one.eml"
-    shutil.copy(CORPUS / "lhost-postfix-04.eml", copy)
-
-    output = run("dsn", "parse", str(copy))
-
-    assert output.splitlines()[0].startswith(f"{copy}: dsn")
-    assert "failed  550 5.1.1  unknown_user (hard)" in output
 
 
 def test_add_refuses_what_is_not_an_address(config_file: Path) -> None:
@@ -270,31 +250,3 @@ def test_import_refuses_a_scope_that_is_no_campaign_name(
 
     assert result.exit_code == 1
     assert "line 3: 'no such' is no campaign name" in result.output
-
-
-@needs_corpus
-def test_dsn_parse_says_when_a_folder_holds_no_messages(tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    one = tmp_path / "one.eml"
-    shutil.copy(CORPUS / "lhost-postfix-04.eml", one)
-
-    alone = subprocess.run(
-        [*POSTROOM, "dsn", "parse", str(empty)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    mixed = subprocess.run(
-        [*POSTROOM, "dsn", "parse", str(one), str(empty)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    missing = subprocess.run(
-        [*POSTROOM, "dsn", "parse", str(tmp_path / "nope")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-    assert (alone.returncode, alone.stdout) == (1, "")
-    assert alone.stderr == f"postroom: no messages in {empty}\n"
-    assert mixed.returncode == 1
-    assert mixed.stdout.startswith(f"{one}: dsn")
-    assert f"no messages in {empty}" in mixed.stderr
-    assert missing.returncode == 2

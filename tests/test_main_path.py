@@ -24,8 +24,14 @@ from postroom.app import Relay
 from postroom.clock import ManualClock
 from postroom.config import parse_config
 from postroom.errors import StorageError
-from postroom.queue.models import Recipient, State
-from tests.peers.inprocess import loopback_settings, start_with_file, submit, until
+from postroom.queue.models import State
+from tests.peers.inprocess import (
+    loopback_settings,
+    recipient,
+    start_with_file,
+    submit,
+    until,
+)
 from tests.peers.sink import Sink
 
 SCHEDULE = [timedelta(minutes=m) for m in (5, 10, 20, 40, 60, 120, 240)]
@@ -65,11 +71,6 @@ def postroom(config_file: Path, *args: str) -> str:
         check=True,
     )
     return result.stdout
-
-
-async def recipient(relay: Relay, address: str) -> Recipient:
-    [row] = [r for r in await relay.store.recipients() if r.address == address]
-    return row
 
 
 async def test_one_invitation_is_delivered_deferred_and_bounced_with_its_codes(

@@ -33,6 +33,7 @@ from postroom.clock import SystemClock
 from postroom.config import find_config
 from postroom.errors import ConfigError, PostroomError
 from postroom.queue.models import ExportRow, State
+from postroom.queue.postgres import redact
 from postroom.queue.store import Store
 
 EXPORT_HEADER = (
@@ -126,11 +127,69 @@ def config_check(config_path: Path | None) -> None:
 
 @config_group.command("show")
 @config_option
-def config_show(config_path: Path | None) -> None:
-    """Print the effective configuration, defaults filled in."""
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="Print secrets, password hashes and URL passwords as they are.",
+)
+def config_show(config_path: Path | None, show_secrets: bool) -> None:
+    """Print the effective configuration, defaults filled in; secrets are
+    masked unless --show-secrets is given."""
     config = load_or_exit(config_path)
     data = config.model_dump(mode="json")
+    if not show_secrets and _hide_secrets(data):
+        # A YAML comment: the output still loads as the configuration.
+        click.echo("# secrets masked; --show-secrets prints them")
     click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+_MASKED = "********"
+# Found by key, so that a secret added to the schema later is masked too:
+# ``secret``, ``password`` or a key ending in ``_secret`` or ``_password``.
+_SECRET_NAMES = ("secret", "password")
+_HASH_TABLES = ("users",)  # name -> password hash
+
+
+def _named(key: str, *names: str) -> bool:
+    return key in names or key.endswith(tuple(f"_{name}" for name in names))
+
+
+def _hide_secrets(node: Any) -> int:
+    """Mask, in place, the secrets of a dumped configuration; how many."""
+    if isinstance(node, list):
+        return sum(_hide_secrets(item) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    hidden = 0
+    for key, value in node.items():
+        if value is None:
+            continue
+        if _named(key, *_SECRET_NAMES):
+            node[key] = _MASKED
+            hidden += 1
+        elif key in _HASH_TABLES and isinstance(value, dict):
+            node[key] = dict.fromkeys(value, _MASKED)
+            hidden += len(value)
+        elif _named(key, "url") and isinstance(value, str):
+            node[key] = _url_without_password(value)
+            hidden += node[key] != value
+        else:
+            hidden += _hide_secrets(value)
+    return hidden
+
+
+def _url_without_password(url: str) -> str:
+    """``url`` with no password in it: none before the host (as in logs),
+    and a ``password`` parameter masked (libpq reads one there too)."""
+    base, question, query = redact(url).partition("?")
+    if not question:
+        return base
+    pairs = [pair.partition("=") for pair in query.split("&")]
+    query = "&".join(
+        name + equals + (_MASKED if name == "password" else value)
+        for name, equals, value in pairs
+    )
+    return f"{base}?{query}"
 
 
 @main.command()

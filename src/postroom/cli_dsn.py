@@ -3,7 +3,8 @@
 A PATH is a message file, an mbox (a file whose first line starts with
 ``From ``), a Maildir (a folder with ``cur`` or ``new`` in it) or any other
 folder (every file under it, in name order). Messages from an mbox are
-named ``PATH#N``, counting from 1.
+named ``PATH#N``, counting from 1. A file that is empty or holds only
+white space is no message: alone, it is a PATH that holds none.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def dsn_group() -> None:
 def dsn_parse(paths: tuple[Path, ...], as_json: bool) -> None:
     """Parse bounce messages and print what each says about each recipient.
 
-    Exits 0 when every PATH held a message, 1 when one held none (a folder
-    with no files in it; said on stderr), 2 when one does not exist.
+    Exits 0 when every PATH held a message, 1 when one held none (an empty
+    file, or a folder with no message in it; said on stderr), 2 when one
+    does not exist.
     """
     empty = False
     for path in paths:
@@ -57,6 +59,12 @@ def dsn_parse(paths: tuple[Path, ...], as_json: bool) -> None:
 
 def messages(path: Path) -> Iterator[tuple[str, bytes]]:
     """Every message under ``path``, with the name to print for it."""
+    for name, raw in _contents(path):
+        if raw.strip():
+            yield name, raw
+
+
+def _contents(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
         if (path / "cur").is_dir() or (path / "new").is_dir():
             for folder in ("new", "cur"):

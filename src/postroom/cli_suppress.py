@@ -31,6 +31,7 @@ import click
 
 from postroom.cli_common import config_option, load_or_exit, quiet_logs, with_store
 from postroom.clock import SystemClock
+from postroom.errors import StorageError
 from postroom.queue.models import Suppression
 from postroom.queue.store import GLOBAL_SCOPE, Store
 from postroom.relay.message import clean_campaign, is_mailbox
@@ -92,7 +93,13 @@ def suppress() -> None:
 @suppress.command("list")
 @config_option
 @_scope_options
-@click.option("--limit", default=1000, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Show at most this many entries (export writes them all).",
+)
 @quiet_logs
 def suppress_list(
     config_path: Path | None, campaign: str | None, everywhere: bool, limit: int
@@ -100,11 +107,19 @@ def suppress_list(
     """List suppressed addresses (of one list, or of all)."""
     config = load_or_exit(config_path)
     scope = _scope(campaign, everywhere, required=False)
-    entries = with_store(lambda store: store.suppressions(scope, limit), config)
-    for entry in entries:
+    # One more than shown tells whether the list goes on.
+    entries = with_store(lambda store: store.suppressions(scope, limit + 1), config)
+    for entry in entries[:limit]:
         click.echo(
             f"{entry.scope:<20} {entry.address:<40} {entry.reason:<16} "
             f"{_timestamp(entry.created_at)}"
+        )
+    if len(entries) > limit:
+        # On stderr, so that a pipe reading stdout gets entries only.
+        click.echo(
+            f"postroom: the first {limit} entries shown; there are more "
+            "(--limit N shows more, export writes all)",
+            err=True,
         )
 
 
@@ -224,7 +239,15 @@ def suppress_import(
         ) as bar:
             for start in range(0, len(entries), IMPORT_BATCH):
                 batch = entries[start : start + IMPORT_BATCH]
-                added += await store.suppress_many(batch)
+                try:
+                    added += await store.suppress_many(batch)
+                except StorageError as exc:
+                    # The batches before this one are committed and stay.
+                    raise click.ClickException(
+                        f"{exc}; {added} address(es) had been added before the "
+                        f"failure (the first {start} of {len(entries)} entries "
+                        "are in); importing the file again adds the rest"
+                    ) from exc
                 bar.update(len(batch))
         return added
 

@@ -20,6 +20,7 @@ import yaml
 from postroom.app import Relay
 from postroom.clock import ManualClock
 from postroom.config import parse_config
+from postroom.queue.models import Recipient
 
 
 def loopback_settings(folder: Path, sink_port: int, **extra: Any) -> dict[str, Any]:
@@ -49,6 +50,12 @@ async def start_with_file(
     relay = Relay(parse_config(config_file.read_text()), clock=clock)
     await relay.start()
     return relay, config_file
+
+
+async def recipient(relay: Relay, address: str) -> Recipient:
+    """The one recipient row of ``address`` in the relay's store."""
+    [row] = [r for r in await relay.store.recipients() if r.address == address]
+    return row
 
 
 def submit(port: int, message: EmailMessage) -> dict[str, tuple[int, bytes]]:

@@ -20,6 +20,7 @@ from postroom.queue.models import (
     BounceRecord,
     Outcome,
     State,
+    Suppression,
 )
 from postroom.queue.postgres import PostgresStore
 from postroom.queue.postgres_schema import MIGRATIONS
@@ -116,6 +117,27 @@ async def test_three_nodes_claiming_a_days_report_at_once_get_one_claim(
     )
 
     assert sorted(claims) == [False, False, True]
+
+
+async def test_imports_at_once_of_one_list_in_opposite_orders_both_succeed(
+    nodes: list[PostgresStore], clock: ManualClock
+) -> None:
+    # Each insert waits for the other transaction that holds the same key;
+    # taken in opposite orders, the two met in the middle and deadlocked.
+    entries = [
+        Suppression("spring", f"r{n:05}@x.example", "import", clock.now())
+        for n in range(20_000)
+    ]
+
+    added = await asyncio.gather(
+        nodes[0].suppress_many(entries), nodes[1].suppress_many(entries[::-1])
+    )
+
+    assert sum(added) == len(entries)
+    listed = await nodes[2].suppressions("spring")
+    assert sorted(entry.address for entry in listed) == sorted(
+        entry.address for entry in entries
+    )
 
 
 async def test_nodes_starting_at_once_migrate_once(pg_url: str) -> None:

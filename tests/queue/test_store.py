@@ -335,6 +335,30 @@ async def test_retry_now_makes_deferred_recipients_due(
     assert await store.retry_now(None, later) == 2
 
 
+async def test_retry_now_counts_only_recipients_that_will_be_attempted(
+    store: Store, clock: ManualClock
+) -> None:
+    now = clock.now()
+    accepted = await store.accept(
+        message("a@x.example", "b@x.example", "c@x.example"), now
+    )
+    await store.lease_due(now, 10, LEASE)
+    for recipient_id in accepted.recipient_ids:
+        await defer(store, recipient_id, now, timedelta(hours=1))
+    await store.suppress("survey-1", "B@x.example", "unsubscribe", now)
+    await store.suppress(GLOBAL_SCOPE, "c@x.example", "complaint", now)
+
+    later = clock.advance(timedelta(minutes=1))
+    due = await store.retry_now(None, later)
+    leased = await store.lease_due(later, 10, LEASE)
+
+    assert due == 1
+    assert [d.recipient.address for d in leased] == ["a@x.example"]
+    states = {r.address: r.state for r in await store.recipients()}
+    assert states["b@x.example"] is State.SUPPRESSED
+    assert states["c@x.example"] is State.SUPPRESSED
+
+
 async def test_delete_removes_the_message_and_its_recipients(
     store: Store, clock: ManualClock
 ) -> None:

@@ -155,17 +155,28 @@ async def unsuppress(conn: Conn, scope: str, address: str) -> bool:
 
 
 async def suppress_many(conn: Conn, entries: list[Suppression]) -> int:
-    # One statement: ON CONFLICT keeps the first reason of an address that
-    # is on the list already, and of a repeat within ``entries``.
+    # An insert that meets a key another transaction has just inserted waits
+    # for that transaction to end. Two imports that took keys in different
+    # orders would each wait for the other: every batch is therefore
+    # inserted in one order, by scope and address key, and ORDER BY n holds
+    # the insert to that order (the sort is stable, so of a repeat within
+    # ``entries`` the first one comes first). ON CONFLICT keeps the first
+    # reason of an address that is on the list already, and of a repeat.
+    rows = sorted(
+        ((entry.scope, address_key(entry.address), entry) for entry in entries),
+        key=lambda row: (row[0], row[1]),
+    )
     added: int = await conn.fetchval(
         "WITH new AS (INSERT INTO suppressions (scope, address, reason, created_at)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-        " $4::timestamptz[]) ON CONFLICT DO NOTHING RETURNING 1)"
+        " SELECT scope, address, reason, created_at FROM unnest($1::text[],"
+        " $2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY"
+        " AS given (scope, address, reason, created_at, n) ORDER BY n"
+        " ON CONFLICT DO NOTHING RETURNING 1)"
         " SELECT count(*) FROM new",
-        [entry.scope for entry in entries],
-        [address_key(entry.address) for entry in entries],
-        [entry.reason for entry in entries],
-        [entry.created_at for entry in entries],
+        [scope for scope, _, _ in rows],
+        [key for _, key, _ in rows],
+        [entry.reason for _, _, entry in rows],
+        [entry.created_at for _, _, entry in rows],
     )
     return added
 

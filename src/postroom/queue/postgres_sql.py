@@ -434,13 +434,19 @@ async def attempts(conn: Conn, recipient_id: int) -> list[Attempt]:
 
 
 async def retry_now(conn: Conn, queue_id: str | None, now: datetime) -> int:
-    result = await conn.execute(
-        "UPDATE recipients SET next_attempt_at = $1, updated_at = $1"
-        " WHERE state = 'deferred' AND ($2::text IS NULL OR queue_id = $2)",
+    # A suppressed recipient is made due as well, so that it leaves the
+    # queue at once; it is dropped, not attempted, and so not counted.
+    attempted: int = await conn.fetchval(
+        "WITH due AS (UPDATE recipients SET next_attempt_at = $1, updated_at = $1"
+        " WHERE state = 'deferred' AND ($2::text IS NULL OR queue_id = $2)"
+        " RETURNING campaign, address_key)"
+        " SELECT count(*) FROM due WHERE NOT EXISTS (SELECT 1 FROM suppressions s"
+        "  WHERE s.scope IN (due.campaign, $3) AND s.address = due.address_key)",
         now,
         queue_id,
+        GLOBAL_SCOPE,
     )
-    return _count(result)
+    return attempted
 
 
 async def delete(conn: Conn, queue_id: str) -> int:

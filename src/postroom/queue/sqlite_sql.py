@@ -436,10 +436,16 @@ def retry_now(conn: sqlite3.Connection, queue_id: str | None, now: datetime) -> 
         ("state = ?", State.DEFERRED), ("queue_id = ?", queue_id)
     )
     at = to_db(now)
-    return conn.execute(
-        f"UPDATE recipients SET next_attempt_at = ?, updated_at = ? {where}",  # noqa: S608 -- only "?" placeholders are interpolated
-        (at, at, *params),
-    ).rowcount
+    # A suppressed recipient is made due as well, so that it leaves the
+    # queue at once; it is dropped, not attempted, and so not counted.
+    attempted = conn.execute(
+        f"UPDATE recipients SET next_attempt_at = ?, updated_at = ? {where}"  # noqa: S608 -- only "?" placeholders are interpolated
+        " RETURNING NOT EXISTS (SELECT 1 FROM suppressions s"
+        "  WHERE s.scope IN (recipients.campaign, ?)"
+        "  AND s.address = address_key(recipients.address))",
+        (at, at, *params, GLOBAL_SCOPE),
+    ).fetchall()
+    return sum(row[0] for row in attempted)
 
 
 def delete(conn: sqlite3.Connection, queue_id: str) -> int:

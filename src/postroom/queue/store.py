@@ -213,7 +213,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def retry_now(self, queue_id: str | None, now: datetime) -> int:
-        """Make deferred recipients (of one message, or all) due at ``now``."""
+        """Make deferred recipients (of one message, or all) due at ``now``;
+        how many of them will be attempted (a suppressed one is dropped at
+        its turn instead)."""
 
     @abc.abstractmethod
     async def delete(self, queue_id: str) -> int:
