@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from postroom.config import Config
-from postroom.config.schema import is_loopback_host
+from postroom.config.addresses import is_loopback_host
 from postroom.queue.models import Delivery
 from postroom.queue.store import Store
 from postroom.relay.message import HeaderField, join_header, split_header

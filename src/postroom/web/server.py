@@ -17,7 +17,7 @@ from aiohttp import web
 
 from postroom.clock import Clock
 from postroom.config import Config
-from postroom.config.schema import split_hostport
+from postroom.config.addresses import split_hostport
 from postroom.errors import ConfigError
 from postroom.queue.store import Store
 from postroom.relay.unsubscribe import unsubscribe_signer
