@@ -3,7 +3,9 @@
 Each backend is a `Backend` that can open (and, after a close, reopen) a
 store on the same storage; the `store` fixture is parametrised over every
 backend so that one suite checks them all. `nodes` is for what only the
-PostgreSQL store promises: several stores on one database at once.
+PostgreSQL store promises: several stores on one database at once. The
+functions at the end build the messages, attempts and records the tests
+store.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from postroom.queue.models import NewMessage, NewRecipient
+from postroom.queue.models import (
+    Attempt,
+    AttemptResult,
+    BounceRecord,
+    NewMessage,
+    NewRecipient,
+    Outcome,
+    State,
+)
 from postroom.queue.postgres import PostgresStore
 from postroom.queue.sqlite import SqliteStore
 from postroom.queue.store import Store
@@ -95,4 +106,61 @@ def message(
         submitted_by="panel",
         client_address="127.0.0.1",
         message_id="<m1@panel.example>",
+    )
+
+
+def attempt(
+    recipient_id: int,
+    at: datetime,
+    outcome: Outcome,
+    code: int | None,
+    status: str | None,
+    text: str = "",
+) -> Attempt:
+    return Attempt(recipient_id, at, outcome, "mx.example.net", code, status, text)
+
+
+def bounce(
+    recipient_id: int | None, address: str, at: datetime, campaign: str | None
+) -> BounceRecord:
+    return BounceRecord(
+        recipient_id=recipient_id,
+        address=address,
+        campaign=campaign,
+        at=at,
+        action="failed",
+        code=550,
+        status="5.1.1",
+        category="unknown-user",
+        hard=True,
+        diagnostic="550 5.1.1 no such user",
+    )
+
+
+async def deliver(store: Store, recipient_id: int, at: datetime) -> None:
+    await store.record(
+        AttemptResult(
+            attempt(recipient_id, at, Outcome.DELIVERED, 250, "2.0.0", "250 ok"),
+            State.DELIVERED,
+        )
+    )
+
+
+async def defer(store: Store, recipient_id: int, at: datetime, wait: timedelta) -> None:
+    await store.record(
+        AttemptResult(
+            attempt(recipient_id, at, Outcome.DEFERRED, 451, "4.7.1", "451 later"),
+            State.DEFERRED,
+            next_attempt_at=at + wait,
+        )
+    )
+
+
+async def reject(store: Store, recipient_id: int, address: str, at: datetime) -> None:
+    await store.record(
+        AttemptResult(
+            attempt(recipient_id, at, Outcome.BOUNCED, 550, "5.1.1", "550 unknown"),
+            State.BOUNCED,
+            bounce=bounce(recipient_id, address, at, "survey-1"),
+        )
     )

@@ -9,8 +9,7 @@ from datetime import timedelta
 from postroom.clock import ManualClock
 from postroom.queue.models import Attempt, AttemptResult, Outcome, State
 from postroom.queue.store import Store
-from tests.queue.conftest import Backend, message
-from tests.queue.test_store import bounce, deliver
+from tests.queue.conftest import Backend, bounce, deliver, message
 
 HOLD = timedelta(minutes=30)
 

@@ -7,6 +7,7 @@ one `PostgresStore` per simulated node.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import asyncpg
@@ -17,7 +18,6 @@ from postroom.errors import StorageError
 from postroom.queue.models import (
     Attempt,
     AttemptResult,
-    BounceRecord,
     Outcome,
     State,
     Suppression,
@@ -25,7 +25,7 @@ from postroom.queue.models import (
 from postroom.queue.postgres import PostgresStore
 from postroom.queue.postgres_schema import MIGRATIONS
 from tests.peers.dnsserver import free_port
-from tests.queue.conftest import message
+from tests.queue.conftest import bounce, message
 
 LEASE = timedelta(minutes=15)
 
@@ -192,19 +192,8 @@ async def test_reports_on_one_recipient_take_turns_whatever_the_servers_isolatio
         accepted = await store.accept(message("a@x.example"), clock.now())
         recipient_id = accepted.recipient_ids[0]
         await store.record(delivered(recipient_id, clock))
-        report = BounceRecord(
-            recipient_id=recipient_id,
-            address="a@x.example",
-            campaign=None,
-            at=clock.now(),
-            action="failed",
-            code=550,
-            status="5.1.1",
-            category="unknown_user",
-            hard=True,
-            diagnostic="550 5.1.1 user unknown",
-            remote_mta=None,
-            source="dsn",
+        report = replace(
+            bounce(recipient_id, "a@x.example", clock.now(), None), source="dsn"
         )
 
         kept = await asyncio.gather(*(store.add_bounce(report) for _ in range(8)))

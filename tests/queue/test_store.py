@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -13,71 +13,21 @@ from postroom.errors import NotFound
 from postroom.queue.models import (
     Attempt,
     AttemptResult,
-    BounceRecord,
     Outcome,
     State,
 )
 from postroom.queue.store import GLOBAL_SCOPE, PurgeCounts, Store
-from tests.queue.conftest import Backend, message
+from tests.queue.conftest import (
+    Backend,
+    attempt,
+    bounce,
+    defer,
+    deliver,
+    message,
+    reject,
+)
 
 LEASE = timedelta(minutes=15)
-
-
-def attempt(
-    recipient_id: int,
-    at: datetime,
-    outcome: Outcome,
-    code: int | None,
-    status: str | None,
-    text: str = "",
-) -> Attempt:
-    return Attempt(recipient_id, at, outcome, "mx.example.net", code, status, text)
-
-
-def bounce(
-    recipient_id: int | None, address: str, at: datetime, campaign: str | None
-) -> BounceRecord:
-    return BounceRecord(
-        recipient_id=recipient_id,
-        address=address,
-        campaign=campaign,
-        at=at,
-        action="failed",
-        code=550,
-        status="5.1.1",
-        category="unknown-user",
-        hard=True,
-        diagnostic="550 5.1.1 no such user",
-    )
-
-
-async def deliver(store: Store, recipient_id: int, at: datetime) -> None:
-    await store.record(
-        AttemptResult(
-            attempt(recipient_id, at, Outcome.DELIVERED, 250, "2.0.0", "250 ok"),
-            State.DELIVERED,
-        )
-    )
-
-
-async def defer(store: Store, recipient_id: int, at: datetime, wait: timedelta) -> None:
-    await store.record(
-        AttemptResult(
-            attempt(recipient_id, at, Outcome.DEFERRED, 451, "4.7.1", "451 later"),
-            State.DEFERRED,
-            next_attempt_at=at + wait,
-        )
-    )
-
-
-async def reject(store: Store, recipient_id: int, address: str, at: datetime) -> None:
-    await store.record(
-        AttemptResult(
-            attempt(recipient_id, at, Outcome.BOUNCED, 550, "5.1.1", "550 unknown"),
-            State.BOUNCED,
-            bounce=bounce(recipient_id, address, at, "survey-1"),
-        )
-    )
 
 
 # -- accept, lease, record -------------------------------------------------

@@ -13,8 +13,7 @@ from postroom.queue.models import (
     State,
 )
 from postroom.queue.store import Store
-from tests.queue.conftest import Backend, message
-from tests.queue.test_store import defer, deliver, reject
+from tests.queue.conftest import Backend, defer, deliver, message, reject
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
