@@ -216,16 +216,7 @@ class ReportHandler:
             source="dsn",
         )
         if not await self._store.add_bounce(bounce):
-            outcome.results.append(InboundOutcome.DUPLICATE)
-            outcome.notes.append(
-                f"{recipient.address}: already bounced by a report, unchanged"
-            )
-            log.info(
-                "inbound.duplicate",
-                queue_id=recipient.queue_id,
-                recipient=recipient.address,
-                via=via,
-            )
+            _duplicate(recipient, "bounced", outcome)
             return
         metrics.observe_bounce(bounce.category, bounce.source)
         await self._store.add_events(
@@ -259,14 +250,7 @@ class ReportHandler:
 
     async def _complaint(self, recipient: Recipient, outcome: Outcome) -> None:
         if not await self._store.mark_complaint(recipient.id, self._clock.now()):
-            outcome.results.append(InboundOutcome.DUPLICATE)
-            outcome.notes.append(f"{recipient.address}: already complained, unchanged")
-            log.info(
-                "inbound.duplicate",
-                queue_id=recipient.queue_id,
-                recipient=recipient.address,
-                kind="complaint",
-            )
+            _duplicate(recipient, "complained", outcome)
             return
         outcome.results.append(InboundOutcome.COMPLAINT)
         await self._store.add_events(self._events.events("complaint", recipient))
@@ -369,6 +353,18 @@ class ReportHandler:
             return await self._store.get_recipient(recipient_id)
         except NotFound:
             return None  # purged since, or deleted from the queue
+
+
+def _duplicate(recipient: Recipient, already: str, outcome: Outcome) -> None:
+    """Note a report that repeats one already acted on for ``recipient``."""
+    outcome.results.append(InboundOutcome.DUPLICATE)
+    outcome.notes.append(f"{recipient.address}: already {already}, unchanged")
+    log.info(
+        "inbound.duplicate",
+        queue_id=recipient.queue_id,
+        recipient=recipient.address,
+        already=already,
+    )
 
 
 def _header_token(report: Report, raw: bytes) -> str | None:
