@@ -10,6 +10,7 @@ from __future__ import annotations
 from postroom.dsn.dialects import (
     apachejames,
     au,
+    exim,
     fml,
     generic,
     googlegroups,
@@ -25,6 +26,7 @@ REGISTRY: tuple[Dialect, ...] = (
     fml.DIALECT,
     apachejames.DIALECT,
     verizon.DIALECT,
+    exim.DIALECT,
     generic.DIALECT,
 )
 

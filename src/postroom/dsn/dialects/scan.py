@@ -151,6 +151,40 @@ def scan(
     return findings
 
 
+def scan_listed(
+    view: MessageView,
+    text: str,
+    listed: re.Pattern[str],
+    recipients: list[str] | None = None,
+    *,
+    action: Action | None = None,
+) -> list[Finding]:
+    """One finding per recipient on a line that ``listed`` matches (its first
+    group is the address), each read only from the lines up to the next
+    such line.
+
+    Reports that give every failed recipient a line of its own with its
+    reply indented under it (Exim, qmail) give each a reply of its own; a
+    recipient whose lines name no code must not borrow its neighbour's. A
+    recipient listed again (a report in two languages) keeps its first
+    block. Given ``recipients``, those are read instead, in their order;
+    one that no line lists is read from the whole text.
+    """
+    matches = list(listed.finditer(text))
+    ends = [m.start() for m in matches[1:]] + [len(text)] if matches else []
+    blocks: dict[str, tuple[str, str]] = {}
+    for match, end in zip(matches, ends, strict=True):
+        blocks.setdefault(match[1].lower(), (match[1], text[match.start() : end]))
+    if recipients is None:
+        recipients = [address for address, _block in blocks.values()]
+
+    findings: list[Finding] = []
+    for recipient in recipients[:_MAX_RECIPIENTS]:
+        _address, block = blocks.get(recipient.lower(), (recipient, text))
+        findings.extend(scan(view, block, [recipient], action=action))
+    return findings
+
+
 def _finding(recipient: str, block: str, text: str, action: Action) -> Finding:
     own = block.replace(recipient, " ")
     code = reply_code_in(own)
