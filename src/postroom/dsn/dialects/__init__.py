@@ -14,6 +14,7 @@ from postroom.dsn.dialects import (
     fml,
     generic,
     googlegroups,
+    qmail,
     sesnotify,
     verizon,
 )
@@ -27,6 +28,7 @@ REGISTRY: tuple[Dialect, ...] = (
     apachejames.DIALECT,
     verizon.DIALECT,
     exim.DIALECT,
+    qmail.DIALECT,
     generic.DIALECT,
 )
 
