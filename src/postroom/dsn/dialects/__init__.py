@@ -17,6 +17,7 @@ from postroom.dsn.dialects import (
     qmail,
     sesnotify,
     verizon,
+    yahoo,
 )
 from postroom.dsn.dialects.base import Dialect, Finding
 
@@ -28,6 +29,7 @@ REGISTRY: tuple[Dialect, ...] = (
     apachejames.DIALECT,
     verizon.DIALECT,
     exim.DIALECT,
+    yahoo.DIALECT,
     qmail.DIALECT,
     generic.DIALECT,
 )
