@@ -172,6 +172,7 @@ def scan_listed(
     """
     matches = list(listed.finditer(text))
     ends = [m.start() for m in matches[1:]] + [len(text)] if matches else []
+    # Lower-cased address: the address as first listed, and its block.
     blocks: dict[str, tuple[str, str]] = {}
     for match, end in zip(matches, ends, strict=True):
         blocks.setdefault(match[1].lower(), (match[1], text[match.start() : end]))
@@ -180,7 +181,7 @@ def scan_listed(
 
     findings: list[Finding] = []
     for recipient in recipients[:_MAX_RECIPIENTS]:
-        _address, block = blocks.get(recipient.lower(), (recipient, text))
+        _listed, block = blocks.get(recipient.lower(), (recipient, text))
         findings.extend(scan(view, block, [recipient], action=action))
     return findings
 
