@@ -12,6 +12,7 @@ from postroom.dsn.dialects import (
     au,
     fml,
     generic,
+    gmail,
     googlegroups,
     sesnotify,
     verizon,
@@ -25,6 +26,7 @@ REGISTRY: tuple[Dialect, ...] = (
     fml.DIALECT,
     apachejames.DIALECT,
     verizon.DIALECT,
+    gmail.DIALECT,
     generic.DIALECT,
 )
 

@@ -1,0 +1,113 @@
+"""Older prose formats read by their own dialect modules: Gmail before it
+wrote DSNs, Exchange 2000/2003, Lotus Domino and Notes, Sendmail without a
+delivery-status part, and the DragonFly Mail Agent."""
+
+from __future__ import annotations
+
+import pytest
+
+from postroom.dsn import Action, Category, parse
+from postroom.dsn.dialects import REGISTRY
+from postroom.dsn.mime import split_message
+from postroom.dsn.view import make_view
+
+Row = tuple[str, str | None, str | None, Category]
+
+
+def _rows(raw: bytes) -> list[Row]:
+    """Recipient, reply code, status and category of each failure."""
+    return [
+        (r.recipient, r.reply_code, r.status, r.category) for r in parse(raw).failed
+    ]
+
+
+GMAIL_FAILURE = b"""\
+From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+To: sender@example.org
+Subject: Delivery Status Notification (Failure)
+Content-Type: text/plain; charset=ISO-8859-1
+
+Delivery to the following recipient failed permanently:
+
+     gone@example.net
+
+Technical details of permanent failure:
+Google tried to deliver your message, but it was rejected by the recipient
+domain. We recommend contacting the other email provider for further
+information about the cause of this error. The error that the other server
+returned was: 550 550 5.1.1 <gone@example.net>... User unknown (state 14).
+
+----- Original message -----
+
+From: sender@example.org
+To: gone@example.net
+Subject: Invitation
+"""
+
+
+GMAIL_DELAY = b"""\
+From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+To: sender@example.org
+Subject: Delivery Status Notification (Delay)
+
+This is an automatically generated Delivery Status Notification
+
+THIS IS A WARNING MESSAGE ONLY.
+
+YOU DO NOT NEED TO RESEND YOUR MESSAGE.
+
+Delivery to the following recipient has been delayed:
+
+     full@example.net
+
+Message will be retried for 2 more day(s)
+
+Technical details of temporary failure:
+Google tried to deliver your message, but it was rejected by the recipient
+domain. The error that the other server returned was:
+452 4.2.2 The email account that you tried to reach is over quota (state 14).
+
+----- Original message -----
+
+From: sender@example.org
+To: full@example.net
+"""
+
+
+def test_gmail_report_reads_the_listed_recipient_and_the_other_servers_reply() -> None:
+    report = parse(GMAIL_FAILURE)
+
+    assert report.dialect == "gmail"
+    assert _rows(GMAIL_FAILURE) == [
+        ("gone@example.net", "550", "5.1.1", Category.UNKNOWN_USER)
+    ]
+    assert report.records[0].hard is True
+
+
+def test_gmail_delay_warning_is_a_delay_with_the_cause_of_the_reply() -> None:
+    report = parse(GMAIL_DELAY)
+
+    assert report.dialect == "gmail"
+    (record,) = report.records
+    assert record.recipient == "full@example.net"
+    assert record.action is Action.DELAYED
+    assert (record.reply_code, record.status) == ("452", "4.2.2")
+    assert record.category is Category.MAILBOX_FULL
+
+
+NOT_IN_FORMAT = {
+    # The heading, but no indented list of recipients before the details.
+    "gmail": b"Delivery to the following recipient failed permanently: see below\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_IN_FORMAT))
+def test_dialect_detects_its_phrase_but_reads_nothing_outside_its_format(
+    name: str,
+) -> None:
+    raw = b"From: MAILER-DAEMON@mx.example.net\nSubject: failure\n\n"
+    view = make_view(split_message(raw + NOT_IN_FORMAT[name]))
+    (dialect,) = [d for d in REGISTRY if d.name == name]
+
+    assert dialect.detect(view) is True
+    assert dialect.read(view) == []
