@@ -95,9 +95,53 @@ def test_gmail_delay_warning_is_a_delay_with_the_cause_of_the_reply() -> None:
     assert record.category is Category.MAILBOX_FULL
 
 
+EXCHANGE = b"""\
+From: System Administrator <postmaster@example.net>
+To: sender@example.org
+Subject: Undeliverable: Invitation
+Content-Type: text/plain; charset="iso-8859-1"
+
+Your message
+
+  To:      someone@example.net; gone@example.net; full@example.net
+  Subject: Invitation
+  Sent:    Thu, 29 Apr 2010 23:34:45 +0900
+
+did not reach the following recipient(s):
+
+gone@example.net on Thu, 29 Apr 2010 23:34:50 +0900
+    The recipient name is not recognized
+    The MTS-ID of the original message is: c=us;a= ;p=example;l=MX0100429
+    MSEXCH:IMS:Example:Site:MX01 0 (000C05A6) Unknown Recipient
+
+full@example.net on Thu, 29 Apr 2010 23:34:50 +0900
+    The recipient's mailbox is full and can't accept messages now.
+    <mx.example.net #5.2.2>
+"""
+
+
+def test_exchange_report_reads_each_recipient_and_not_the_summarys_to_line() -> None:
+    report = parse(EXCHANGE)
+
+    assert report.dialect == "exchange2003"
+    assert _rows(EXCHANGE) == [
+        ("gone@example.net", None, None, Category.UNKNOWN_USER),
+        ("full@example.net", None, "5.2.2", Category.MAILBOX_FULL),
+    ]
+
+
+def test_exchange_diagnostic_leaves_out_the_date_of_the_attempt() -> None:
+    (record, _) = parse(EXCHANGE).records
+
+    assert record.diagnostic.startswith("The recipient name is not recognized")
+
+
 NOT_IN_FORMAT = {
     # The heading, but no indented list of recipients before the details.
     "gmail": b"Delivery to the following recipient failed permanently: see below\n",
+    # The heading, but no "<address> on <date>" line.
+    "exchange2003": b"Your message did not reach the following recipient(s):\n\n"
+    b"Someone Else\n    The recipient name is not recognized\n",
 }
 
 

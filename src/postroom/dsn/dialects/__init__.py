@@ -10,6 +10,7 @@ from __future__ import annotations
 from postroom.dsn.dialects import (
     apachejames,
     au,
+    exchange2003,
     fml,
     generic,
     gmail,
@@ -27,6 +28,7 @@ REGISTRY: tuple[Dialect, ...] = (
     apachejames.DIALECT,
     verizon.DIALECT,
     gmail.DIALECT,
+    exchange2003.DIALECT,
     generic.DIALECT,
 )
 
