@@ -136,12 +136,42 @@ def test_exchange_diagnostic_leaves_out_the_date_of_the_attempt() -> None:
     assert record.diagnostic.startswith("The recipient name is not recognized")
 
 
+DOMINO = b"""\
+From: Postmaster@example.net
+To: sender@example.org
+Subject: DELIVERY FAILURE: User gone (gone@example.net) not listed in Domino
+ Directory
+
+Your message
+
+  Subject: Invitation
+
+was not delivered to:
+
+  gone@example.net
+
+because:
+
+  User gone (gone@example.net) not listed in Domino Directory
+"""
+
+
+def test_domino_report_reads_the_recipient_and_the_reason_after_because() -> None:
+    report = parse(DOMINO)
+
+    assert report.dialect == "domino"
+    assert _rows(DOMINO) == [("gone@example.net", None, None, Category.UNKNOWN_USER)]
+    assert report.records[0].hard is True
+
+
 NOT_IN_FORMAT = {
     # The heading, but no indented list of recipients before the details.
     "gmail": b"Delivery to the following recipient failed permanently: see below\n",
     # The heading, but no "<address> on <date>" line.
     "exchange2003": b"Your message did not reach the following recipient(s):\n\n"
     b"Someone Else\n    The recipient name is not recognized\n",
+    # The phrase, but no "because:" with the reason.
+    "domino": b"Your message was not delivered to: gone@example.net.\n",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from postroom.dsn.dialects import (
     apachejames,
     au,
+    domino,
     exchange2003,
     fml,
     generic,
@@ -29,6 +30,7 @@ REGISTRY: tuple[Dialect, ...] = (
     verizon.DIALECT,
     gmail.DIALECT,
     exchange2003.DIALECT,
+    domino.DIALECT,
     generic.DIALECT,
 )
 
