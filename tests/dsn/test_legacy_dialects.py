@@ -164,6 +164,36 @@ def test_domino_report_reads_the_recipient_and_the_reason_after_because() -> Non
     assert report.records[0].hard is True
 
 
+NOTES = b"""\
+From: Mail Router <postmaster@example.net>
+To: sender@example.org
+Subject: Undeliverable Message
+
+------- Failure Reasons  --------
+
+User not listed in public Name & Address Book
+gone@example.net
+550 5.2.2 Mailbox full
+full@example.net
+
+
+------- Returned Message --------
+From: sender@example.org
+To: gone@example.net, full@example.net
+Subject: Invitation
+"""
+
+
+def test_notes_report_gives_each_address_the_reason_above_it() -> None:
+    report = parse(NOTES)
+
+    assert report.dialect == "notes"
+    assert _rows(NOTES) == [
+        ("gone@example.net", None, None, Category.UNKNOWN_USER),
+        ("full@example.net", "550", "5.2.2", Category.MAILBOX_FULL),
+    ]
+
+
 NOT_IN_FORMAT = {
     # The heading, but no indented list of recipients before the details.
     "gmail": b"Delivery to the following recipient failed permanently: see below\n",
@@ -172,6 +202,8 @@ NOT_IN_FORMAT = {
     b"Someone Else\n    The recipient name is not recognized\n",
     # The phrase, but no "because:" with the reason.
     "domino": b"Your message was not delivered to: gone@example.net.\n",
+    # The rule, but no address line under it.
+    "notes": b"------- Failure Reasons  --------\n\nUser not listed\n",
 }
 
 

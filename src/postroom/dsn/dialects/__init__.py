@@ -16,6 +16,7 @@ from postroom.dsn.dialects import (
     generic,
     gmail,
     googlegroups,
+    notes,
     sesnotify,
     verizon,
 )
@@ -31,6 +32,7 @@ REGISTRY: tuple[Dialect, ...] = (
     gmail.DIALECT,
     exchange2003.DIALECT,
     domino.DIALECT,
+    notes.DIALECT,
     generic.DIALECT,
 )
 
