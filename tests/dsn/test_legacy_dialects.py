@@ -194,6 +194,84 @@ def test_notes_report_gives_each_address_the_reason_above_it() -> None:
     ]
 
 
+SENDMAIL_V8 = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
+To: sender@example.org
+Subject: Returned mail: see transcript for details
+
+The original message was received at Thu, 29 Apr 2010 23:34:45 +0900
+from localhost [127.0.0.1]
+
+   ----- The following addresses had permanent fatal errors -----
+<gone@example.net>
+    (reason: 550 5.1.1 <gone@example.net>... User unknown)
+    (expanded from: <team@example.net>)
+<full@example.net>
+    (reason: 552 5.2.2 Mailbox full)
+
+   ----- Transcript of session follows -----
+... while talking to mail.example.net.:
+>>> RCPT To:<gone@example.net>
+<<< 550 5.1.1 <gone@example.net>... User unknown
+550 5.1.1 <gone@example.net>... User unknown
+>>> RCPT To:<full@example.net>
+<<< 552 5.2.2 Mailbox full
+552 5.2.2 <full@example.net>... Mailbox full
+
+   ----- Original message follows -----
+From: sender@example.org
+To: team@example.net
+"""
+
+
+SENDMAIL_V5 = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
+To: sender@example.org
+Subject: Returned mail: Host unknown (Name server: example.com: host not found)
+
+   ----- Transcript of session follows -----
+While talking to mail.example.net:
+>>> MAIL From:<sender@example.org>
+<<< 550 5.7.1 Relaying denied
+554 <someone@example.net>... Remote protocol error
+550 <nowhere@nohost.example.com>... Host unknown (Name server: host not found)
+
+   ----- Unsent message follows -----
+Received: by mx.example.net (5.65/1.0)
+From: sender@example.org
+"""
+
+
+def test_sendmail_list_names_the_recipients_and_not_the_alias_expanded_from() -> None:
+    report = parse(SENDMAIL_V8)
+
+    assert report.dialect == "sendmail"
+    assert _rows(SENDMAIL_V8) == [
+        ("gone@example.net", "550", "5.1.1", Category.UNKNOWN_USER),
+        ("full@example.net", "552", "5.2.2", Category.MAILBOX_FULL),
+    ]
+
+
+def test_sendmail_transient_list_is_a_delay() -> None:
+    raw = SENDMAIL_V8.replace(
+        b"permanent fatal errors", b"transient non-fatal errors"
+    ).replace(b"550 5.1.1", b"450 4.2.1")
+
+    records = parse(raw).records
+
+    assert {r.action for r in records} == {Action.DELAYED}
+
+
+def test_sendmail_v5_transcript_gives_each_result_line_the_reply_above_it() -> None:
+    report = parse(SENDMAIL_V5)
+
+    assert report.dialect == "sendmail"
+    assert _rows(SENDMAIL_V5) == [
+        ("someone@example.net", "550", "5.7.1", Category.RELAY_DENIED),
+        ("nowhere@nohost.example.com", "550", None, Category.UNKNOWN_DOMAIN),
+    ]
+
+
 NOT_IN_FORMAT = {
     # The heading, but no indented list of recipients before the details.
     "gmail": b"Delivery to the following recipient failed permanently: see below\n",
@@ -204,6 +282,9 @@ NOT_IN_FORMAT = {
     "domino": b"Your message was not delivered to: gone@example.net.\n",
     # The rule, but no address line under it.
     "notes": b"------- Failure Reasons  --------\n\nUser not listed\n",
+    # A transcript that names local users only.
+    "sendmail": b"   ----- Transcript of session follows -----\n"
+    b"550 5.1.1 gone... User unknown\n",
 }
 
 

@@ -17,6 +17,7 @@ from postroom.dsn.dialects import (
     gmail,
     googlegroups,
     notes,
+    sendmail,
     sesnotify,
     verizon,
 )
@@ -33,6 +34,7 @@ REGISTRY: tuple[Dialect, ...] = (
     exchange2003.DIALECT,
     domino.DIALECT,
     notes.DIALECT,
+    sendmail.DIALECT,
     generic.DIALECT,
 )
 
