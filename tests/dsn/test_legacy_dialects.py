@@ -272,6 +272,39 @@ def test_sendmail_v5_transcript_gives_each_result_line_the_reply_above_it() -> N
     ]
 
 
+DMA = b"""\
+Received: from MAILER-DAEMON
+\tid 1a2b3c
+\tby mx.example.org (DragonFly Mail Agent v0.11);
+\tThu, 29 Apr 2010 23:34:45 +0900
+X-Original-To: <sender@example.org>
+From: MAILER-DAEMON <>
+To: sender@example.org
+Subject: Mail delivery failed
+Date: Thu, 29 Apr 2010 23:34:45 +0900
+
+This is the DragonFly Mail Agent v0.11 at mx.example.org.
+
+There was an error delivering your mail to <gone@example.net>.
+
+mail.example.net [192.0.2.25] did not like our RCPT TO:
+550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown
+
+Original message follows.
+
+From: sender@example.org
+To: gone@example.net
+"""
+
+
+def test_dma_report_reads_the_one_recipient_and_the_reply_to_rcpt_to() -> None:
+    report = parse(DMA)
+
+    assert report.dialect == "dma"
+    assert _rows(DMA) == [("gone@example.net", "550", "5.1.1", Category.UNKNOWN_USER)]
+    assert report.records[0].hard is True
+
+
 NOT_IN_FORMAT = {
     # The heading, but no indented list of recipients before the details.
     "gmail": b"Delivery to the following recipient failed permanently: see below\n",
@@ -285,6 +318,9 @@ NOT_IN_FORMAT = {
     # A transcript that names local users only.
     "sendmail": b"   ----- Transcript of session follows -----\n"
     b"550 5.1.1 gone... User unknown\n",
+    # The greeting, but not the sentence that names the recipient.
+    "dma": b"This is the DragonFly Mail Agent v0.11 at mx.example.org.\n\n"
+    b"Something else went wrong.\n",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from postroom.dsn.dialects import (
     apachejames,
     au,
+    dma,
     domino,
     exchange2003,
     fml,
@@ -35,6 +36,7 @@ REGISTRY: tuple[Dialect, ...] = (
     domino.DIALECT,
     notes.DIALECT,
     sendmail.DIALECT,
+    dma.DIALECT,
     generic.DIALECT,
 )
 
