@@ -139,9 +139,11 @@ def scan(
         elif _result_line(lowered, start):
             # Sendmail's "554 <who@example.net>... reason" line is the
             # recipient's result; the lines after it are the next
-            # recipient's transcript and result.
+            # recipient's transcript and result. A remote reply ("<<<")
+            # right above it is what the result sums up ("Remote protocol
+            # error" after a refused MAIL FROM), so it belongs to it.
             end = lowered.find("\n", start)
-            block = text[start - 5 : end if end >= 0 else len(text)]
+            block = text[_reply_above(lowered, start - 5) : end if end >= 0 else None]
         else:
             # The block ends where another recipient is named: reports that
             # list the recipients twice (a summary, then the details, or
@@ -212,6 +214,13 @@ def _result_line(lowered: str, start: int) -> bool:
     if len(head) != 5 or not _RESULT_HEAD.match(head):
         return False
     return lowered.startswith(">... ", lowered.find(">", start))
+
+
+def _reply_above(lowered: str, line_start: int) -> int:
+    """Where the remote reply on the line above ``line_start`` starts, or
+    ``line_start`` when that line is not one."""
+    above = lowered.rfind("\n", 0, max(line_start - 1, 0)) + 1
+    return above if lowered.startswith("<<< ", above) else line_start
 
 
 def _first_positions(lowered: str, recipients: list[str]) -> dict[str, int]:
