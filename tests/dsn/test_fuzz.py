@@ -51,3 +51,21 @@ def test_deeply_nested_multipart_is_bounded() -> None:
     raw = b"From: x@example.com\n" + head * 500 + b"text\n"
 
     assert parse(raw).kind is ReportKind.NOT_BOUNCE
+
+
+def test_a_text_part_that_decodes_to_a_lone_surrogate_does_not_raise() -> None:
+    # UTF-7 can spell half of a surrogate pair; the pasted-bounce reader
+    # re-encodes the decoded text.
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.net\n"
+        b"Subject: Returned mail\n"
+        b'Content-Type: multipart/report; boundary="b"\n\n'
+        b"--b\nContent-Type: text/plain; charset=utf-7\n\n"
+        b"The report follows.\n"
+        b"Return-Path: <>\n"
+        b"Subject: Undelivered Mail +2Gs-\n\n"
+        b"<gone@example.net>: 550 5.1.1 User unknown\n"
+        b"--b--\n"
+    )
+
+    _parse(raw)  # the unguarded reader: a raise here is a bug

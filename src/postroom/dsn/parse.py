@@ -139,7 +139,7 @@ def _inline_bounce(text: str) -> Report | None:
             break
     if at < 0:
         return None
-    inner = _parse(text[at + 1 :].encode("utf-8"), nested=False)
+    inner = _parse(text[at + 1 :].encode("utf-8", "replace"), nested=False)
     return inner if inner.records else None
 
 
