@@ -437,15 +437,20 @@ def retry_now(conn: sqlite3.Connection, queue_id: str | None, now: datetime) -> 
     )
     at = to_db(now)
     # A suppressed recipient is made due as well, so that it leaves the
-    # queue at once; it is dropped, not attempted, and so not counted.
-    attempted = conn.execute(
-        f"UPDATE recipients SET next_attempt_at = ?, updated_at = ? {where}"  # noqa: S608 -- only "?" placeholders are interpolated
-        " RETURNING NOT EXISTS (SELECT 1 FROM suppressions s"
+    # queue at once; it is dropped, not attempted, and so not counted. The
+    # count and the update are one writer job, so nothing comes between.
+    (attempted,) = conn.execute(
+        f"SELECT COUNT(*) FROM recipients {where}"  # noqa: S608 -- only "?" placeholders are interpolated
+        " AND NOT EXISTS (SELECT 1 FROM suppressions s"
         "  WHERE s.scope IN (recipients.campaign, ?)"
         "  AND s.address = address_key(recipients.address))",
-        (at, at, *params, GLOBAL_SCOPE),
-    ).fetchall()
-    return sum(row[0] for row in attempted)
+        (*params, GLOBAL_SCOPE),
+    ).fetchone()
+    conn.execute(
+        f"UPDATE recipients SET next_attempt_at = ?, updated_at = ? {where}",  # noqa: S608 -- only "?" placeholders are interpolated
+        (at, at, *params),
+    )
+    return int(attempted)
 
 
 def delete(conn: sqlite3.Connection, queue_id: str) -> int:
