@@ -275,6 +275,35 @@ def test_failed_sender_authentication_is_policy_even_if_called_access_denied() -
             "Your email was rejected due to spam classification. Set up SPF",
             Category.SPAM,
         ),
+        (
+            550,
+            None,
+            "550 ** No mail box available for this user **",
+            Category.UNKNOWN_USER,
+        ),
+        (550, None, "550 BAD_RECIPIENT", Category.UNKNOWN_USER),
+        (None, None, "is not an active address at this host", Category.UNKNOWN_USER),
+        (550, None, "550 User not known", Category.UNKNOWN_USER),
+        (
+            None,
+            None,
+            "Does not have a final email delivery point",
+            Category.UNKNOWN_USER,
+        ),
+        (None, None, "the account is exceeding their quota", Category.MAILBOX_FULL),
+        (552, None, "552 Quota violation", Category.MAILBOX_FULL),
+        (
+            452,
+            None,
+            "User has too many messages on the server",
+            Category.MAILBOX_FULL,
+        ),
+        (
+            550,
+            "5.1.1",
+            "550 RCPT TO:<who@example.net> max message size exceeded",
+            Category.MESSAGE_TOO_LARGE,
+        ),
     ],
 )
 def test_classify_reads_the_wording_of_the_long_tail(

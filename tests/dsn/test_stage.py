@@ -111,6 +111,18 @@ def test_unknown_user_under_a_generic_status_stays_a_bad_address() -> None:
     assert verdict.hard is True
 
 
+def test_imails_rcpt_wording_confirms_unknown_user_under_a_system_status() -> None:
+    text = (
+        "RCPT TO generated following response:\n"
+        "553 5.3.0 <who@example.net>... Addressee unknown"
+    )
+
+    verdict = classify(553, EnhancedStatus(5, 3, 0), text)
+
+    assert verdict.category is Category.UNKNOWN_USER
+    assert verdict.hard is True
+
+
 def test_rcpt_stage_confirms_unknown_user_whatever_the_status() -> None:
     text = "550 5.2.1 <who@example.net>... User Unknown (in reply to RCPT TO command)"
 

@@ -201,6 +201,13 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         Category.BLOCKED,
         None,
     ),
+    # A mailbox holding too many messages is full, not a sender too fast.
+    (
+        r"too many messages (?:on the server|in (?:the |this |your |his |her )?"
+        r"mail ?box)",
+        Category.MAILBOX_FULL,
+        "too many messages",
+    ),
     (
         r"frequency limit|rate limit|too many (?:messages|connections"
         r"|recipients|emails|mails|sessions)|throttl|slow down|exceeded the"
@@ -242,13 +249,14 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|her) .*quota|insufficient (?:storage|space)|mail ?box.*(?:full"
         r"|exceed)|storage (?:space )?(?:is )?full|out of storage"
         r"|user.*over.*(?:quota|limit)|full mailbox|mailfolder is full"
-        r"|disk quota",
+        r"|disk quota|exceeding (?:the|their|his|her|its) quota|quota violation",
         Category.MAILBOX_FULL,
         None,
     ),
     (
         r"message (?:size|length) exceeds|too large|too big|size limit"
-        r"|exceeds.*size|message is larger|maximum (?:message )?size",
+        r"|exceeds.*size|message is larger|maximum (?:message )?size"
+        r"|max message size|size exceeded",
         Category.MESSAGE_TOO_LARGE,
         None,
     ),
@@ -331,7 +339,9 @@ _RULES: tuple[tuple[str, Category, str | None], ...] = (
         r"|mailbox not present|user not exist|unknown account"
         r"|address (?:does not|doesn't) exist|could ?n[o']t be found"
         r"|could not be found|invalid final delivery|bad destination mailbox"
-        r"|check if (?:the )?address is correct",
+        r"|check if (?:the )?address is correct|no mail ?box available"
+        r"|bad_recipient|not an active address|user not known"
+        r"|mail-box not found|final (?:e-?mail )?delivery point",
         Category.UNKNOWN_USER,
         None,
     ),
@@ -404,11 +414,12 @@ _AFTER_DATA = re.compile(
     r"end of data\b|after data\b|reply to data\b|smtp command\W{1,20}data\b"
 )
 # Wording that places a refusal at RCPT TO: Postfix's "in reply to RCPT TO
-# command", Exim's "after RCPT TO", qmail's "does not like recipient", and
+# command", Exim's "after RCPT TO", qmail's "does not like recipient",
+# Ipswitch IMail's "RCPT TO generated following response", and
 # the stage fields of gateways and web mail ("SMTP:RCPT", "[RCPT_TO]").
 _AFTER_RCPT = re.compile(
     r"reply to rcpt\b|after rcpt\b|like our rcpt\b|smtp:rcpt\b|\[rcpt_to\]"
-    r"|does not like recipient"
+    r"|does not like recipient|rcpt to generated"
 )
 # A reply to DATA has no recipient to name, so a server whose refusal
 # template has a slot for the address leaves it empty: "550 : User

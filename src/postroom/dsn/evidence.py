@@ -121,7 +121,7 @@ _RCPT_REFUSED = re.compile(
 # recipient"), and the stage fields of gateways and web mail.
 _RCPT_STAGE = re.compile(
     r"reply\s+to\s+rcpt\b|after\s+rcpt\b|like\s+our\s+rcpt\b|smtp:rcpt\b"
-    r"|\[rcpt_to\]|does\s+not\s+like\s+recipient"
+    r"|\[rcpt_to\]|does\s+not\s+like\s+recipient|rcpt\s+to\s+generated"
 )
 _TRANSCRIPT_RCPT = re.compile(r"^>>> rcpt to:[^\n]*\n<<< ?[45]", re.MULTILINE)
 _PARAGRAPH = 600
