@@ -335,3 +335,49 @@ Delivery to the standby <gone@example.com> failed:
 """
 
     assert [r.recipient for r in parse(raw).failed] == ["gone@example.com"]
+
+
+def test_an_address_quoted_in_prose_or_behind_an_x400_field_is_read_bare() -> None:
+    raw = b"""\
+From: MAILER-DAEMON@mx.example.net
+To: sender@example.org
+Subject: Undeliverable: Hello
+
+Your message addressed to 'ann@example.net', could not be delivered:
+550 5.1.1 User unknown
+
+c=US;a= ;p=Example;o=Mail;dda:SMTP=bob@example.net; on Fri, 1 Mar 2024
+550 5.1.1 User unknown
+"""
+
+    assert [r.recipient for r in parse(raw).failed] == [
+        "ann@example.net",
+        "bob@example.net",
+    ]
+
+
+def test_a_report_that_only_its_delivery_status_part_shows_is_read_as_prose() -> None:
+    raw = b"""\
+From: <>
+To: sender@example.org
+Subject: Resultat de votre envoi
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+A message could not be delivered to:
+ann@example.fr
+550 5.1.1 User unknown
+
+--b
+Content-Type: message/delivery-status
+
+Message removed
+
+--b--
+"""
+
+    (record,) = parse(raw).failed
+
+    assert (record.recipient, record.status) == ("ann@example.fr", "5.1.1")

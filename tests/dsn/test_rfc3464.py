@@ -360,3 +360,42 @@ def test_a_permanent_reply_code_does_not_replace_a_delay_notices_status() -> Non
 
     assert record.status == "4.4.7"
     assert (record.action, record.hard) == (Action.DELAYED, False)
+
+
+def test_a_final_recipient_with_a_malformed_domain_is_kept_as_written() -> None:
+    raw = _one_group(
+        "Final-Recipient: RFC822; ann@#example.net\nAction: failed\nStatus: 5.1.2\n"
+    )
+
+    (record,) = parse(raw).records
+
+    assert (record.recipient, record.category) == (
+        "ann@#example.net",
+        Category.UNKNOWN_DOMAIN,
+    )
+
+
+def test_a_group_repeated_in_one_report_gives_one_record() -> None:
+    group = (
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\n"
+        "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n"
+    )
+
+    records = parse(_one_group("\n".join([group] * 5))).records
+
+    assert [r.recipient for r in records] == ["ann@example.net"]
+
+
+def test_a_footer_in_the_prose_does_not_outweigh_a_specific_status() -> None:
+    raw = _one_group(
+        "Final-Recipient: rfc822; ann@example.net\nAction: failed\nStatus: 5.1.1\n",
+        prose=(
+            "Delivery to the following recipients failed.\n\n    ann@example.net\n\n"
+            "This email has been scanned for viruses and spam. Please report"
+            " unwanted spam email to abuse@example.org\n"
+        ),
+    )
+
+    (record,) = parse(raw).records
+
+    assert (record.category, record.hard) == (Category.UNKNOWN_USER, True)

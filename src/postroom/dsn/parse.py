@@ -200,13 +200,16 @@ def _from_delivery_status(
     sole = len(status.recipients) == 1
     # A local delivery (a file, a program) is reported under its own name;
     # with one group, X-Failed-Recipients names the address it was for.
+    seen: set[Record] = set()
     failed = _ADDRESS.findall(view.top.get("X-Failed-Recipients") or "")
     stand_in = failed[0] if sole and len(failed) == 1 else None
     for fields in status.recipients:
         record = _from_fields(
             fields, status.arrival_date, view.text, sole, gateway, stand_in
         )
-        if record is not None:
+        # A report may repeat one group (one per attempt, say): once is enough.
+        if record is not None and record not in seen:
+            seen.add(record)
             records.append(record)
     return tuple(records)
 
@@ -222,7 +225,8 @@ def _from_fields(
     found = _FIELD_ADDRESS.search(fields.final_recipient or "")
     if found is None and fields.original_recipient:
         found = _FIELD_ADDRESS.search(fields.original_recipient)
-    address = found[0] if found is not None else stand_in
+    address = found[0] if found is not None else _as_written(fields.final_recipient)
+    address = address or stand_in
     if address is None:
         return None
     # Without a Diagnostic-Code the reply is read from the prose that names
@@ -234,12 +238,20 @@ def _from_fields(
     status = _status_for(fields, action, wording, prose, code, sole=sole)
     if action is None:
         action = _action_from_status(status)
+    # Without a Diagnostic-Code or a reply quoted in the prose, the prose is
+    # the report's own text (banners, advice, footers), not the remote's
+    # words: a Status field that names a cause says more than any phrase in
+    # it. Not a routing status (X.4.X: what retries that ran out carry, the
+    # prose telling which trouble it was), nor an "other" (X.Y.0).
+    specific = status is not None and status.detail != 0 and status.subject != 4
+    from_prose = fields.diagnostic is None and code is None and specific
     return _record(
         address,
         action,
         code,
         status,
         wording,
+        evidence="" if from_prose else None,
         remote_mta=fields.remote_mta,
         date=fields.last_attempt or arrival,
         after_data=answered_data(address, text, sole=sole),
@@ -287,6 +299,16 @@ def _status_for(
     return status
 
 
+def _as_written(value: str | None) -> str | None:
+    """A Final-Recipient that names an address no pattern accepts (a
+    domain with a typo in it), kept as written: the report is about it."""
+    value = (value or "").strip().strip("<>")
+    local, _, domain = value.rpartition("@")
+    if not local or not domain or len(value) > 254:
+        return None
+    return None if any(c.isspace() for c in value) else value
+
+
 def _own_part(diagnostic: str, recipient: str) -> str:
     """The part of a diagnostic that lists several recipients about one.
 
@@ -326,7 +348,10 @@ def _record(
     after_data: bool = False,
     after_rcpt: bool = False,
     gateway: bool = False,
+    evidence: str | None = None,
 ) -> Record:
+    """The record of one recipient; ``evidence`` is the text classified
+    when it is not the ``diagnostic`` kept."""
     if gateway and (status is None or status.subject != 1):
         # A filtering gateway's own refusal judges the message; only an
         # address status relayed from the server behind it names the address.
@@ -335,7 +360,7 @@ def _record(
         verdict = classify(
             int(code) if code else None,
             status,
-            diagnostic,
+            diagnostic if evidence is None else evidence,
             permanent=action is Action.FAILED,
             # Evidence from the rest of the message; the diagnostic alone
             # is still read when there is none.

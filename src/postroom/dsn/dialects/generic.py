@@ -3,7 +3,8 @@
 It takes the text before the returned copy, finds the addresses that are
 neither ours nor the returned message's sender, and reads the reply that
 follows each. It only runs when the message shows it is a bounce: a
-mailer-daemon sender, a bounce subject or ``X-Failed-Recipients``.
+mailer-daemon sender, a bounce subject, ``X-Failed-Recipients`` or a
+delivery-status part.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def looks_like_bounce(view: MessageView) -> bool:
 
 
 def _detect(view: MessageView) -> bool:
-    return looks_like_bounce(view)
+    # A delivery-status part whose groups named no one still makes the
+    # message a report, whatever its sender and subject say.
+    return looks_like_bounce(view) or view.has_part(*_DELIVERY_STATUS) is not None
 
 
 def _read(view: MessageView) -> list[Finding]:

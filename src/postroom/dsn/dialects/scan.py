@@ -25,6 +25,9 @@ _NOT_RECIPIENT = re.compile(
     r"|by|contact|message-id:|references:|in-reply-to:)\s*<?\s*$",
     re.IGNORECASE,
 )
+# An X.400 originator/recipient field name glued to the address, as
+# Exchange 5.5 writes "dda:SMTP=who@example.org".
+_X400_FIELD = re.compile(r"^(?:dda:)?(?:smtp|rfc-?822)=", re.IGNORECASE)
 # Header fields that hold only Message-IDs, as many as they like.
 _ID_FIELDS = ("message-id:", "references:", "in-reply-to:")
 _DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|double-bounce)@", re.IGNORECASE)
@@ -59,7 +62,7 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
     # wherever the text repeats it later (a second language, a signature).
     others: set[str] = set()
     for match in ADDRESS.finditer(text):
-        address = match[0].strip(".")
+        address = _bare(match[0])
         listed = _listed(text, match.start(), match.end())
         if (address.lower() in own or address.lower() in others) and not listed:
             continue
@@ -76,6 +79,12 @@ def recipients_in(view: MessageView, text: str) -> list[str]:
         if len(found) >= _MAX_RECIPIENTS:
             break
     return found
+
+
+def _bare(found: str) -> str:
+    """An address as prose quotes it, without the quotes ('who@example.org')
+    or the X.400 field name (``SMTP=who@example.org``) around it."""
+    return _X400_FIELD.sub("", found.strip(".").lstrip("'`"))
 
 
 def _in_id_field(text: str, start: int) -> bool:
