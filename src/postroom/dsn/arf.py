@@ -9,15 +9,11 @@ field; the To of the returned message is then the best evidence left.
 
 from __future__ import annotations
 
-import re
-
 from postroom.dsn.classify import Category
-from postroom.dsn.evidence import lenient_date
+from postroom.dsn.evidence import ADDRESS, lenient_date
 from postroom.dsn.mime import parse_headers
 from postroom.dsn.report import Action, Record
 from postroom.dsn.view import MessageView
-
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def read_feedback(view: MessageView) -> tuple[Record, ...]:
@@ -55,7 +51,7 @@ def read_feedback(view: MessageView) -> tuple[Record, ...]:
 def _addresses(values: list[str]) -> list[str]:
     found: list[str] = []
     for value in values:
-        for address in _ADDRESS.findall(value):
+        for address in ADDRESS.findall(value):
             if address not in found:
                 found.append(address)
     return found

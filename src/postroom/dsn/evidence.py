@@ -15,6 +15,10 @@ from email.utils import parsedate_to_datetime
 
 from postroom.dsn.status import EnhancedStatus
 
+# An address as reports write it: the dot-atom characters of RFC 5322 in
+# the local part, then a dotted domain.
+ADDRESS_PATTERN = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
+ADDRESS = re.compile(ADDRESS_PATTERN)
 # The lookbehinds sit after the first digit so that the search can skip
 # to the digits that may open a code.
 _REPLY_CODE = re.compile(

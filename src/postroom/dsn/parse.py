@@ -28,6 +28,8 @@ from postroom.dsn.dialects.amazonses import remote_reply
 from postroom.dsn.dialects.gateway import filtering_gateway
 from postroom.dsn.dialects.generic import looks_like_bounce
 from postroom.dsn.evidence import (
+    ADDRESS,
+    ADDRESS_PATTERN,
     answered_data,
     answered_rcpt,
     best_status,
@@ -43,7 +45,6 @@ from postroom.dsn.status import EnhancedStatus
 from postroom.dsn.view import MessageView, make_view
 
 _DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # A recipient field may hold a quoted local part (RFC 5321 section 4.1.2,
 # ``"a b"@example.net``); the quotes are part of the address.
 _FIELD_ADDRESS = re.compile(
@@ -60,9 +61,7 @@ _INLINE_STATUS = re.compile(
 # A recipient named at the start of a line or after white space and followed
 # by a colon: how OpenSMTPD lists several recipients, each with its own
 # reply, in one Diagnostic-Code.
-_LISTED_RECIPIENT = re.compile(
-    r"(?<!\S)[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+:\s"
-)
+_LISTED_RECIPIENT = re.compile(r"(?<!\S)" + ADDRESS_PATTERN + r":\s")
 _INLINE_BOUNCE_STARTS = ("\nFrom MAILER-DAEMON", "\nReturn-Path: <>\n")
 
 
@@ -186,7 +185,7 @@ def _report(
 def _envelope_to(view: MessageView) -> str | None:
     for name in (*_ENVELOPE_FIELDS, "To"):
         value = view.top.get(name)
-        match = _ADDRESS.search(value) if value else None
+        match = ADDRESS.search(value) if value else None
         if match is not None:
             return match[0]
     return None
@@ -201,7 +200,7 @@ def _from_delivery_status(
     # A local delivery (a file, a program) is reported under its own name;
     # with one group, X-Failed-Recipients names the address it was for.
     seen: set[Record] = set()
-    failed = _ADDRESS.findall(view.top.get("X-Failed-Recipients") or "")
+    failed = ADDRESS.findall(view.top.get("X-Failed-Recipients") or "")
     stand_in = failed[0] if sole and len(failed) == 1 else None
     for fields in status.recipients:
         record = _from_fields(

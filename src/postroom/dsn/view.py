@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.errors import MessageError
 from email.header import decode_header, make_header
 
+from postroom.dsn.evidence import ADDRESS
 from postroom.dsn.mime import Part, parse_headers, walk
 
 # Phrases (lower case) of the line after which non-standard bounces quote
@@ -48,7 +49,6 @@ _QUOTED_HEADER = re.compile(
     r"|References|Authentication-Results|MIME-Version):",
     re.MULTILINE | re.IGNORECASE,
 )
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _MAX_TEXT = 60_000
 
 
@@ -80,10 +80,10 @@ class MessageView:
         found: set[str] = set()
         for name in ("From", "To", "Return-Path", "Reply-To"):
             for value in self.top.get_all(name):
-                found.update(a.lower() for a in _ADDRESS.findall(value))
+                found.update(a.lower() for a in ADDRESS.findall(value))
         for name, value in self.original_headers:
             if name.lower() in ("from", "return-path", "sender", "reply-to"):
-                found.update(a.lower() for a in _ADDRESS.findall(value))
+                found.update(a.lower() for a in ADDRESS.findall(value))
         return frozenset(found)
 
 

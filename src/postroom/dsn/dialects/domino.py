@@ -10,7 +10,8 @@ remote server's reply. The subject repeats it ("DELIVERY FAILURE: ...").
 from __future__ import annotations
 
 from postroom.dsn.dialects.base import Dialect, Finding
-from postroom.dsn.dialects.scan import ADDRESS, scan
+from postroom.dsn.dialects.scan import scan
+from postroom.dsn.evidence import ADDRESS
 from postroom.dsn.view import MessageView
 
 _NOT_DELIVERED = "was not delivered to:"

@@ -17,6 +17,7 @@ import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
 from postroom.dsn.dialects.scan import scan
+from postroom.dsn.evidence import ADDRESS_PATTERN
 from postroom.dsn.view import MessageView
 
 _HEADINGS = (
@@ -25,7 +26,7 @@ _HEADINGS = (
 )
 # "<address> on <date>"; the date is the attempt's, not part of the reason.
 _RECIPIENT_LINE = re.compile(
-    r"^[ \t]*<?([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>?[ \t]+on[ \t][^\n]*",
+    r"^[ \t]*<?(" + ADDRESS_PATTERN + r")>?[ \t]+on[ \t][^\n]*",
     re.M,
 )
 

@@ -25,6 +25,7 @@ import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
 from postroom.dsn.dialects.scan import failed_recipients_header, scan_listed
+from postroom.dsn.evidence import ADDRESS_PATTERN
 from postroom.dsn.report import Action
 from postroom.dsn.view import MessageView
 
@@ -38,7 +39,7 @@ _DELAYED = re.compile(r"has\s+not\s+yet\s+been\s+delivered\s+(?:is|are):")
 # is the sender's, in "A message sent by <...> could not be delivered".
 _LISTED = re.compile(
     r"^(?!  <[^\n>]*>[ \t]*$)(?:  <?|[\"<])"
-    r"([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"(" + ADDRESS_PATTERN + r")"
     r"(?:>:.*|[\">]?:?[ \t]*$)",
     re.MULTILINE,
 )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
-from postroom.dsn.dialects.scan import ADDRESS, scan
-from postroom.dsn.evidence import reply_code_in
+from postroom.dsn.dialects.scan import scan
+from postroom.dsn.evidence import ADDRESS, reply_code_in
 from postroom.dsn.view import MessageView
 
 _DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
-from postroom.dsn.dialects.scan import ADDRESS, scan
+from postroom.dsn.dialects.scan import scan
+from postroom.dsn.evidence import ADDRESS
 from postroom.dsn.report import Action
 from postroom.dsn.view import MessageView
 

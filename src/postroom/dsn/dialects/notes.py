@@ -10,8 +10,7 @@ copy of the message.
 from __future__ import annotations
 
 from postroom.dsn.dialects.base import Dialect, Finding
-from postroom.dsn.dialects.scan import ADDRESS
-from postroom.dsn.evidence import best_status, reply_code_in, squeeze
+from postroom.dsn.evidence import ADDRESS, best_status, reply_code_in, squeeze
 from postroom.dsn.view import MessageView
 
 _REASONS = "------- Failure Reasons"

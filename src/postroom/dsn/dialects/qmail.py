@@ -19,6 +19,7 @@ import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
 from postroom.dsn.dialects.scan import scan_listed
+from postroom.dsn.evidence import ADDRESS_PATTERN
 from postroom.dsn.report import Action
 from postroom.dsn.view import MessageView
 
@@ -28,7 +29,7 @@ _OPENINGS = (
 )
 SEPARATOR = "--- Below this line is a copy of the message"
 # A recipient's own line: the address in angle brackets, then a colon.
-LISTED = re.compile(r"^<([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>:", re.MULTILINE)
+LISTED = re.compile(r"^<(" + ADDRESS_PATTERN + r")>:", re.MULTILINE)
 
 
 def _detect(view: MessageView) -> bool:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import re
 
 from postroom.dsn.dialects.base import Finding
-from postroom.dsn.evidence import best_status, reply_code_in, squeeze
+from postroom.dsn.evidence import ADDRESS, best_status, reply_code_in, squeeze
 from postroom.dsn.report import Action
 from postroom.dsn.view import MessageView
 
-ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # An address named as the envelope sender, a header or a contact, not a
 # recipient; and a Message-ID, which only looks like an address.
 _NOT_RECIPIENT = re.compile(

@@ -19,10 +19,10 @@ import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
 from postroom.dsn.dialects.scan import scan
+from postroom.dsn.evidence import ADDRESS_PATTERN
 from postroom.dsn.report import Action
 from postroom.dsn.view import MessageView
 
-_ADDRESS = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _TRANSCRIPT = "----- Transcript of session follows -----"
 _LISTED = re.compile(
     r"^[ \t]*-----[ \t]*The following addresses had (permanent fatal|transient"
@@ -30,12 +30,13 @@ _LISTED = re.compile(
     re.M,
 )
 # A line of the list that names a recipient: not indented, not a comment.
-_LISTED_ADDRESS = re.compile(rf"^<?({_ADDRESS})", re.M)
+_LISTED_ADDRESS = re.compile(rf"^<?({ADDRESS_PATTERN})", re.M)
 # A result line ("550 5.1.1 <who@...>... User unknown", V5 without the
 # code) or the RCPT TO command of the transcript.
 _TRANSCRIBED = re.compile(
-    rf"^(?:(?:[45]\d\d[ -](?:[45]\.\d{{1,3}}\.\d{{1,3}} )?)?<?({_ADDRESS})>?\.\.\.\s"
-    rf"|>>> RCPT To:[ \t]*<({_ADDRESS})>)",
+    r"^(?:(?:[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3} )?)?<?"
+    rf"({ADDRESS_PATTERN})>?\.\.\.\s"
+    rf"|>>> RCPT To:[ \t]*<({ADDRESS_PATTERN})>)",
     re.M | re.I,
 )
 _COPY = "----- Unsent message follows -----"

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 
 from postroom.dsn.dialects.base import Dialect, Finding
-from postroom.dsn.dialects.scan import ADDRESS
-from postroom.dsn.evidence import squeeze
+from postroom.dsn.evidence import ADDRESS, squeeze
 from postroom.dsn.view import MessageView
 
 _ERROR = re.compile(r"^Error:[ \t]*([^\n]+)", re.M)
