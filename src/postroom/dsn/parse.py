@@ -230,11 +230,10 @@ def _from_fields(
         return None
     # Without a Diagnostic-Code the reply is read from the prose that names
     # the recipient, cut to its own part when the prose lists several.
-    prose = _prose_for(address, text)
-    wording = _own_part(fields.diagnostic or prose, address)
+    wording = _own_part(fields.diagnostic or _prose_for(address, text), address)
     code = reply_code_in(wording)
     action = _ACTIONS.get(fields.action or "")
-    status = _status_for(fields, action, wording, prose, code, sole=sole)
+    status = _status_for(fields, action, wording, code, address, text, sole=sole)
     if action is None:
         action = _action_from_status(status)
     # Without a Diagnostic-Code or a reply quoted in the prose, the prose is
@@ -263,8 +262,9 @@ def _status_for(
     fields: RecipientFields,
     action: Action | None,
     wording: str,
-    prose: str,
     code: str | None,
+    address: str,
+    text: str,
     *,
     sole: bool,
 ) -> EnhancedStatus | None:
@@ -273,8 +273,8 @@ def _status_for(
     1. the Status field, or a specific code of its class in the diagnostic
        when the field only summarises (`best_status`);
     2. when the diagnostic has no reply of its own (a program's exit
-       status) and the field is generic, a specific code in the prose's
-       transcript;
+       status) and the field is generic, a specific code in the transcript
+       of the prose that names ``address``;
     3. the code the remote server put next to its own reply code, when it
        differs and its class is the one the Action implies (5 for failed,
        4 for delayed: RFC 3464 section 2.3.3; without an Action, the
@@ -285,7 +285,7 @@ def _status_for(
     status = best_status(fields.status, wording, code)
     generic = status is not None and (status.subject, status.detail) == (0, 0)
     if sole and fields.diagnostic and code is None and generic:
-        status = best_status(fields.status, prose) or status
+        status = best_status(fields.status, _prose_for(address, text)) or status
     own = reply_status(wording)
     if own is not None:
         # Without an Action, the Status field's class stands in for it.
